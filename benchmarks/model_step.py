@@ -1,0 +1,226 @@
+"""Forward + backward time of `SeaMLLM` against HF `LlavaForConditionalGeneration`, same sizes.
+
+Both models get the same vision geometry (open_clip ViT vs HF CLIPVisionModel of equal width, layers,
+heads, image and patch size), the same Llama text config, an mlp2x_gelu projector, the same batch and the
+same expanded sequence length. SeaMLLM gets one -200 placeholder per sample and splices; HF Llava gets N
+image-token copies and `masked_scatter`s. Trainable parts follow LLaVA stage 1 (projector only) unless
+`--train-llm` (stage 2: projector + LLM). Repeats alternate between the two models; the median is reported.
+
+    .venv/bin/python benchmarks/model_step.py                # small CPU default, < 1 min
+    .venv/bin/python benchmarks/model_step.py --device cuda --dtype bfloat16 --batch 16 --text-len 512 \
+        --image-size 336 --patch 14 --vision-width 1024 --vision-layers 24 --vision-heads 16 \
+        --llm-hidden 2048 --llm-layers 16 --llm-heads 16 --llm-intermediate 5632 --vocab 32000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from sea.models.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--text-len", type=int, default=48, help="text tokens per sample (the image adds N more)")
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--patch", type=int, default=8)
+    p.add_argument("--vision-width", type=int, default=192)
+    p.add_argument("--vision-layers", type=int, default=4)
+    p.add_argument("--vision-heads", type=int, default=4)
+    p.add_argument("--llm-hidden", type=int, default=128)
+    p.add_argument("--llm-layers", type=int, default=4)
+    p.add_argument("--llm-heads", type=int, default=4)
+    p.add_argument("--llm-intermediate", type=int, default=344)
+    p.add_argument("--vocab", type=int, default=2000)
+    p.add_argument("--train-llm", action="store_true", help="also train the LLM (stage 2)")
+    p.add_argument("--repeats", type=int, default=8)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads; 1 keeps shared CPUs steady (0: torch default)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def build_sea(args: argparse.Namespace, workdir: Path, text_config) -> torch.nn.Module:
+    from transformers import LlamaForCausalLM
+
+    from sea.models.adapter import build_adapter
+    from sea.models.mllm import SeaMLLM
+    from sea.models.tiny import tiny_vision_cfg
+    from sea.models.vision import VisionTower
+
+    vcfg = tiny_vision_cfg(
+        workdir,
+        name="bench-clip",
+        image_size=args.image_size,
+        patch_size=args.patch,
+        width=args.vision_width,
+        layers=args.vision_layers,
+        heads=args.vision_heads,
+    )
+    vision = VisionTower.from_config(vcfg)
+    llm = LlamaForCausalLM(text_config)
+    adapter = build_adapter("mlp2x_gelu", vision.hidden_size, args.llm_hidden)
+    return SeaMLLM(vision, adapter, llm, None, max_length=None)
+
+
+def build_hf(args: argparse.Namespace, text_config) -> torch.nn.Module:
+    from transformers import CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration
+
+    n = (args.image_size // args.patch) ** 2
+    vision_config = CLIPVisionConfig(
+        hidden_size=args.vision_width,
+        intermediate_size=4 * args.vision_width,
+        num_hidden_layers=args.vision_layers,
+        num_attention_heads=args.vision_heads,
+        image_size=args.image_size,
+        patch_size=args.patch,
+        hidden_act="gelu",
+    )
+    config = LlavaConfig(
+        vision_config=vision_config,
+        text_config=text_config,
+        image_token_id=args.vocab - 1,
+        vision_feature_layer=-2,
+        vision_feature_select_strategy="default",
+        projector_hidden_act="gelu",
+        image_seq_length=n,
+    )
+    return LlavaForConditionalGeneration(config)
+
+
+def set_trainable(sea: torch.nn.Module, hf: torch.nn.Module, train_llm: bool) -> None:
+    sea.set_trainable(adapter=True, llm=train_llm)
+    hf.requires_grad_(False)
+    hf.model.multi_modal_projector.requires_grad_(True)
+    if train_llm:
+        hf.model.language_model.requires_grad_(True)
+        hf.lm_head.requires_grad_(True)
+
+
+def make_batches(args: argparse.Namespace, n: int) -> tuple[dict, dict]:
+    g = torch.Generator().manual_seed(args.seed)
+    text = torch.randint(3, args.vocab - 1, (args.batch, args.text_len), generator=g)
+    pixels = torch.randn(args.batch, 3, args.image_size, args.image_size, generator=g)
+    # SeaMLLM: BOS-like first token, then one placeholder, then the text.
+    sea_ids = torch.cat([text[:, :1], torch.full((args.batch, 1), IMAGE_TOKEN_INDEX), text[:, 1:]], dim=1)
+    sea_labels = sea_ids.masked_fill(sea_ids == IMAGE_TOKEN_INDEX, IGNORE_INDEX)
+    sea = {
+        "input_ids": sea_ids,
+        "labels": sea_labels,
+        "attention_mask": torch.ones_like(sea_ids),
+        "images": pixels,
+    }
+    # HF Llava: the processor has already expanded the placeholder into N image tokens.
+    hf_ids = torch.cat([text[:, :1], torch.full((args.batch, n), args.vocab - 1), text[:, 1:]], dim=1)
+    hf_labels = hf_ids.masked_fill(hf_ids == args.vocab - 1, IGNORE_INDEX)
+    hf = {
+        "input_ids": hf_ids,
+        "labels": hf_labels,
+        "attention_mask": torch.ones_like(hf_ids),
+        "pixel_values": pixels,
+    }
+    return sea, hf
+
+
+def timed_step(model: torch.nn.Module, batch: dict, device: torch.device) -> float:
+    batch = {k: v.to(device) for k, v in batch.items()}
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    loss = model(**batch).loss
+    loss.backward()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - start
+    for p in model.parameters():
+        p.grad = None
+    return elapsed * 1000.0
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from sea.models.tiny import tiny_llm_config
+
+    device = torch.device(args.device)
+    dtype = getattr(torch, args.dtype)
+    n = (args.image_size // args.patch) ** 2
+    text_config = tiny_llm_config(
+        "llama",
+        vocab_size=args.vocab,
+        hidden_size=args.llm_hidden,
+        num_hidden_layers=args.llm_layers,
+        num_attention_heads=args.llm_heads,
+        intermediate_size=args.llm_intermediate,
+        max_position_embeddings=max(512, args.text_len + n + 8),
+    )
+    torch.manual_seed(args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        sea = build_sea(args, Path(tmp), text_config)
+    hf = build_hf(args, text_config)
+    set_trainable(sea, hf, args.train_llm)
+    for m in (sea, hf):
+        m.to(device=device, dtype=dtype)
+        m.train()
+    sea_batch, hf_batch = make_batches(args, n)
+    sea_batch["images"] = sea_batch["images"].to(dtype)
+    hf_batch["pixel_values"] = hf_batch["pixel_values"].to(dtype)
+
+    def count(m: torch.nn.Module, trainable: bool) -> int:
+        return sum(p.numel() for p in m.parameters() if p.requires_grad or not trainable)
+
+    print(
+        f"device={device} dtype={args.dtype} threads={torch.get_num_threads()} batch={args.batch} "
+        f"seq={args.text_len + n} (text {args.text_len} + {n} visual) stage={'2' if args.train_llm else '1'}"
+    )
+    print(
+        f"params: SeaMLLM {count(sea, False):,} ({count(sea, True):,} trainable), "
+        f"HF Llava {count(hf, False):,} ({count(hf, True):,} trainable)"
+    )
+    steps: dict[str, Callable[[], float]] = {
+        "SeaMLLM": lambda: timed_step(sea, sea_batch, device),
+        "HF Llava": lambda: timed_step(hf, hf_batch, device),
+    }
+    for _ in range(args.warmup):
+        for step in steps.values():
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(args.repeats):
+        for name, step in steps.items():
+            times[name].append(step())
+    result = {name: statistics.median(t) for name, t in times.items()}
+    for name, t in times.items():
+        print(
+            f"{name:9s} {statistics.median(t):9.1f} ms/step "
+            f"(median of {len(t)}; min {min(t):.1f}, max {max(t):.1f})"
+        )
+    ratio = result["SeaMLLM"] / result["HF Llava"]
+    print(f"ratio SeaMLLM / HF Llava = {ratio:.3f}")
+    result["ratio"] = ratio
+    return result
+
+
+if __name__ == "__main__":
+    main()

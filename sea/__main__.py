@@ -1,0 +1,85 @@
+"""`python -m sea <stage> [overrides...]`: run one pipeline stage (what `dvc.yaml` calls)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from sea.stages import STAGE_NAMES, get_stage
+
+USAGE_EPILOG = """\
+overrides use Hydra's syntax: key=value, group=option (e.g. experiment=tiny paths.root=/tmp/run).
+With --params FILE the composed config is read from FILE (DVC's params.yaml) and only key=value
+overrides apply. Every stage writes <paths.metrics>/<stage>.json and logs to MLflow (tracking=none: off).
+"""
+
+
+def _stage_list() -> str:
+    return "stages (in pipeline order):\n" + "\n".join(
+        f"  {name:<10} {get_stage(name).help}" for name in STAGE_NAMES
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sea",
+        description="Run one stage of the SEA pipeline.",
+        epilog=_stage_list() + "\n\n" + USAGE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("stage", help="the stage to run (listed below)")
+    parser.add_argument("overrides", nargs="*", help="config overrides")
+    parser.add_argument("--params", metavar="FILE", help="read the composed config from FILE")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for expected errors")
+    return parser
+
+
+def setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.stage not in STAGE_NAMES:
+        print(
+            f"sea: unknown stage '{args.stage}'. Stages: {', '.join(STAGE_NAMES)} (see `sea --help`)",
+            file=sys.stderr,
+        )
+        return 2
+
+    from sea.config import ConfigError, compose, load_params
+    from sea.errors import SeaError
+
+    try:
+        cfg = load_params(args.params, args.overrides) if args.params else compose(args.overrides)
+    except ConfigError as err:
+        print(f"sea: bad config: {err}", file=sys.stderr)
+        return 2
+
+    setup_logging()
+    from sea.runner import execute
+
+    try:
+        metrics = execute(args.stage, cfg)
+    except SeaError as err:
+        if args.debug:
+            raise
+        print(f"sea {args.stage}: error: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(metrics, indent=2, sort_keys=True))
+    return 0
+
+
+def cli() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()

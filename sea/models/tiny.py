@@ -1,0 +1,314 @@
+"""Tiny random models built offline, for tests and benchmarks.
+
+- `tiny_open_clip_config` / `write_tiny_open_clip`: an open_clip ViT-CLIP config JSON (open_clip's own
+  `model_configs/*.json` format) and random weights as safetensors, loadable by `VisionTower.from_config`.
+- `tiny_tokenizer(style)`: a byte-level BPE trained on a few sentences, with the special tokens and a chat
+  template in the style of an LLM family ('llama' = Llama-2/Vicuna, 'llama3', 'gemma', 'phi3', 'qwen2').
+- `tiny_llm` / `save_tiny_llm`: random Llama, Gemma, Phi-3 or Qwen2 causal LMs matching a tokenizer.
+- `build_tiny_mllm`: a whole `SeaMLLM` from the above.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+TINY_CLIP_NAME = "tiny-clip-test"
+
+# A few sentences so that the BPE learns merges for the words tests and templates use.
+DEFAULT_CORPUS = (
+    "A chat between a curious user and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the user's questions.",
+    "USER: What is the colour of the shape in the image? ASSISTANT: The circle is red.",
+    "Is there a blue square? Answer the question using a single word or phrase. Yes. No.",
+    "a red circle, a green square, a blue triangle, a yellow star and an orange hexagon on a grey background",
+    "Answer with the option's letter from the given choices directly.\nA. B. C. D.",
+    "system user assistant model left right top bottom one two three small large purple white black\n\n",
+)
+
+_LLAMA3_CHAT = (
+    "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
+    "{{ m['content'] | trim }}<|eot_id|>{% endfor %}"
+    "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
+_GEMMA_CHAT = (
+    "{{ bos_token }}{% for m in messages %}<start_of_turn>"
+    "{{ 'model' if m['role'] == 'assistant' else m['role'] }}\n"
+    "{{ m['content'] | trim }}<end_of_turn>\n{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+_PHI3_CHAT = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% else %}{{ eos_token }}{% endif %}"
+)
+_CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+# Special tokens and chat template per tokenizer style (shaped like the real tokenizers, much smaller).
+TOKENIZER_STYLES: dict[str, dict[str, Any]] = {
+    "llama": {
+        "bos": "<s>",
+        "eos": "</s>",
+        "unk": "<unk>",
+        "pad": None,
+        "extra": [],
+        "chat": None,
+        "add_bos": True,
+    },
+    "llama3": {
+        "bos": "<|begin_of_text|>",
+        "eos": "<|eot_id|>",
+        "unk": None,
+        "pad": None,
+        "extra": ["<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>"],
+        "chat": _LLAMA3_CHAT,
+        "add_bos": True,
+    },
+    "gemma": {
+        "bos": "<bos>",
+        "eos": "<eos>",
+        "unk": "<unk>",
+        "pad": "<pad>",
+        "extra": ["<start_of_turn>", "<end_of_turn>"],
+        "chat": _GEMMA_CHAT,
+        "add_bos": True,
+    },
+    "phi3": {
+        "bos": "<s>",
+        "eos": "<|endoftext|>",
+        "unk": "<unk>",
+        "pad": "<|endoftext|>",
+        "extra": ["<|system|>", "<|user|>", "<|assistant|>", "<|end|>"],
+        "chat": _PHI3_CHAT,
+        "add_bos": False,
+    },
+    "qwen2": {
+        "bos": None,
+        "eos": "<|im_end|>",
+        "unk": None,
+        "pad": "<|endoftext|>",
+        "extra": ["<|endoftext|>", "<|im_start|>"],
+        "chat": _CHATML,
+        "add_bos": False,
+    },
+}
+FAMILY_STYLE = {"llama": "llama", "gemma": "gemma", "phi3": "phi3", "qwen2": "qwen2"}
+
+
+# ---- open_clip -----------------------------------------------------------------------------------
+def tiny_open_clip_config(
+    image_size: int = 32,
+    patch_size: int = 8,
+    width: int = 32,
+    layers: int = 2,
+    heads: int = 2,
+    mlp_ratio: float = 4.0,
+    text_width: int = 32,
+    text_layers: int = 1,
+    text_heads: int = 2,
+    context_length: int = 16,
+    embed_dim: int = 16,
+    vocab_size: int = 49408,
+) -> dict[str, Any]:
+    """An open_clip model config (`{"embed_dim", "vision_cfg", "text_cfg"}`); open_clip's vision tower
+    takes `head_width` (= width / heads), not a head count."""
+    return {
+        "embed_dim": embed_dim,
+        "vision_cfg": {
+            "image_size": image_size,
+            "patch_size": patch_size,
+            "width": width,
+            "layers": layers,
+            "head_width": width // heads,
+            "mlp_ratio": mlp_ratio,
+        },
+        "text_cfg": {
+            "context_length": context_length,
+            "vocab_size": vocab_size,
+            "width": text_width,
+            "heads": text_heads,
+            "layers": text_layers,
+        },
+    }
+
+
+def write_tiny_open_clip(
+    directory: str | Path, name: str = TINY_CLIP_NAME, seed: int = 0, **overrides: Any
+) -> tuple[Path, Path]:
+    """Write `<name>.json` and random `<name>.safetensors` (a CLIP state dict) into `directory`."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config_path = directory / f"{name}.json"
+    config_path.write_text(json.dumps(tiny_open_clip_config(**overrides), indent=2) + "\n", encoding="utf-8")
+    open_clip.add_model_config(config_path)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = open_clip.create_model(name, pretrained=None)
+        # open_clip leaves some tensors at zero/identity; randomise them so tests see non-trivial maths.
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.02 * torch.randn_like(p))
+    weights_path = directory / f"{name}.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights_path))
+    return config_path, weights_path
+
+
+def tiny_vision_cfg(
+    directory: str | Path,
+    name: str = TINY_CLIP_NAME,
+    seed: int = 0,
+    select_layer: int = -2,
+    select_feature: str = "patch",
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Write a tiny CLIP and return the matching `model.vision` mapping."""
+    config_path, weights_path = write_tiny_open_clip(directory, name, seed, **overrides)
+    return {
+        "name": name,
+        "model_config": str(config_path),
+        "pretrained": str(weights_path),
+        "select_layer": select_layer,
+        "select_feature": select_feature,
+    }
+
+
+# ---- tokenizers ----------------------------------------------------------------------------------
+def tiny_tokenizer(style: str = "llama", corpus: Iterable[str] | None = None, vocab_size: int = 400) -> Any:
+    """A byte-level BPE `PreTrainedTokenizerFast` with the special tokens and chat template of `style`."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    spec = TOKENIZER_STYLES[style]
+    specials: list[str] = []
+    for tok in [spec["unk"], spec["bos"], spec["eos"], spec["pad"], *spec["extra"]]:
+        if tok and tok not in specials:
+            specials.append(tok)
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        min_frequency=1,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    backend.train_from_iterator(list(corpus or DEFAULT_CORPUS), trainer)
+    if spec["add_bos"] and spec["bos"]:
+        bos = spec["bos"]
+        backend.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, backend.token_to_id(bos))]
+        )
+    kwargs = {k + "_token": spec[k] for k in ("bos", "eos", "unk", "pad") if spec[k]}
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, **kwargs)
+    extra = [t for t in spec["extra"] if t not in kwargs.values()]
+    if extra:
+        tok.add_special_tokens({"additional_special_tokens": extra})
+    if spec["chat"]:
+        tok.chat_template = spec["chat"]
+    return tok
+
+
+# ---- causal LMs ----------------------------------------------------------------------------------
+def tiny_llm_config(
+    family: str = "llama",
+    vocab_size: int = 400,
+    hidden_size: int = 32,
+    num_hidden_layers: int = 2,
+    num_attention_heads: int = 2,
+    num_key_value_heads: int | None = None,
+    intermediate_size: int = 64,
+    max_position_embeddings: int = 512,
+    bos_token_id: int | None = None,
+    eos_token_id: int | None = None,
+    pad_token_id: int | None = None,
+    tie_word_embeddings: bool = False,
+) -> Any:
+    """A tiny HF config of `family` ('llama', 'gemma', 'phi3', 'qwen2')."""
+    from transformers import GemmaConfig, LlamaConfig, Phi3Config, Qwen2Config
+
+    classes = {"llama": LlamaConfig, "gemma": GemmaConfig, "phi3": Phi3Config, "qwen2": Qwen2Config}
+    if family not in classes:
+        raise ValueError(f"unknown tiny LLM family '{family}': {sorted(classes)}")
+    kwargs: dict[str, Any] = dict(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        num_hidden_layers=num_hidden_layers,
+        num_attention_heads=num_attention_heads,
+        num_key_value_heads=num_key_value_heads or num_attention_heads,
+        intermediate_size=intermediate_size,
+        max_position_embeddings=max_position_embeddings,
+        bos_token_id=bos_token_id,
+        eos_token_id=eos_token_id,
+        pad_token_id=pad_token_id,
+        tie_word_embeddings=tie_word_embeddings,
+    )
+    if family == "gemma":
+        kwargs["head_dim"] = hidden_size // num_attention_heads
+    return classes[family](**kwargs)
+
+
+def tiny_llm(family: str = "llama", tokenizer: Any = None, seed: int = 0, **config_kwargs: Any) -> Any:
+    """A random `*ForCausalLM` of `family`; vocabulary and special ids from `tokenizer` when given."""
+    from transformers import AutoModelForCausalLM
+
+    if tokenizer is not None:
+        config_kwargs.setdefault("vocab_size", len(tokenizer))
+        for key in ("bos", "eos", "pad"):
+            config_kwargs.setdefault(f"{key}_token_id", getattr(tokenizer, f"{key}_token_id"))
+    config = tiny_llm_config(family, **config_kwargs)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config)
+    return model.eval()
+
+
+def save_tiny_llm(
+    directory: str | Path,
+    family: str = "llama",
+    style: str | None = None,
+    seed: int = 0,
+    **config_kwargs: Any,
+) -> Path:
+    """`save_pretrained` a tiny LLM and its tokenizer into `directory` (what `load_llm` reads)."""
+    directory = Path(directory)
+    tok = tiny_tokenizer(style or FAMILY_STYLE[family])
+    model = tiny_llm(family, tok, seed=seed, **config_kwargs)
+    model.save_pretrained(directory)
+    tok.save_pretrained(directory)
+    return directory
+
+
+# ---- the whole MLLM ------------------------------------------------------------------------------
+def build_tiny_mllm(
+    directory: str | Path,
+    family: str = "llama",
+    adapter: str = "mlp2x_gelu",
+    max_length: int = 64,
+    seed: int = 0,
+    clip_overrides: dict[str, Any] | None = None,
+    **llm_kwargs: Any,
+) -> Any:
+    """A tiny `SeaMLLM` (random CLIP, random LLM of `family`), files written under `directory`."""
+    from sea.models.adapter import build_adapter
+    from sea.models.llm import load_llm
+    from sea.models.mllm import SeaMLLM
+    from sea.models.vision import VisionTower
+
+    directory = Path(directory)
+    vision = VisionTower.from_config(tiny_vision_cfg(directory / "clip", seed=seed, **(clip_overrides or {})))
+    llm_dir = save_tiny_llm(directory / "llm", family, seed=seed, **llm_kwargs)
+    llm, tok = load_llm({"name_or_path": str(llm_dir), "max_length": max_length, "family": family})
+    with torch.random.fork_rng():
+        torch.manual_seed(seed + 1)
+        proj = build_adapter(adapter, vision.hidden_size, llm.get_input_embeddings().embedding_dim)
+    return SeaMLLM(vision, proj, llm, tok, adapter_type=adapter, max_length=max_length)

@@ -1,0 +1,163 @@
+"""`prepare`: validate and index the datasets (LLaVA formats) and build the word list.
+
+Outputs under `paths.prepared`:
+
+- `manifests/<dataset>.jsonl`: one row per kept sample, for `pretrain`, `instruct` and `eval_<name>`;
+- `report.json`: per dataset the file, totals, skips by kind and the first problems; the word list's
+  make-up;
+- `wordlist.txt`: the word list W, one word a line (captions = the gpt turns of the kept pretrain
+  samples; see `sea.data.wordlist`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from sea.errors import SeaError
+from sea.stages.base import Stage, select
+
+log = logging.getLogger(__name__)
+
+REPORT_PROBLEMS = 20
+# Datasets whose ids must be unique unless `data.validation.unique_ids` says otherwise.
+DEFAULT_UNIQUE_IDS = {"pretrain": True, "instruct": False, "eval": False}
+
+
+def _validation_options(data: dict) -> dict[str, Any]:
+    val = data.get("validation") or {}
+    unique = {**DEFAULT_UNIQUE_IDS, **(val.get("unique_ids") or {})}
+    return {
+        "on_error": val.get("on_error", "fail"),
+        "check_images": bool(val.get("check_images", False)),
+        "unique_ids": unique,
+        "max_problems": int(val.get("max_problems", 1000)),
+    }
+
+
+def validate_all(data: dict) -> dict:
+    """Validate pretrain, instruct and every eval set with a question file; results by dataset name."""
+    from sea.data.validate import validate_conversations, validate_eval_set
+
+    opts = _validation_options(data)
+    common = {
+        "on_error": opts["on_error"],
+        "check_images": opts["check_images"],
+        "max_problems": opts["max_problems"],
+    }
+    results = {}
+    for name in ("pretrain", "instruct"):
+        spec = data[name]
+        results[name] = validate_conversations(
+            spec["json"], spec.get("image_folder"), schema=name, unique_ids=opts["unique_ids"][name], **common
+        )
+    for name, spec in sorted((data.get("eval_sets") or {}).items()):
+        if not spec or spec.get("questions") is None:
+            log.info("eval set %s: no question file configured, skipped", name)
+            continue
+        results[f"eval_{name}"] = validate_eval_set(spec, unique_ids=opts["unique_ids"]["eval"], **common)
+    for name, result in results.items():
+        if result.total and not result.kept:  # a wrong image_folder, not a few bad samples
+            raise SeaError(f"{name}: all {result.total} samples were skipped; first: {result.problems[0]}")
+    return results
+
+
+def world_vocabulary(cfg: DictConfig) -> list[str]:
+    """The shapes world's vocabulary (`<paths.world>/world.json`, field `vocabulary`), or [] if absent."""
+    world = select_or_none(cfg, "paths.world")
+    path = Path(world) / "world.json" if world else None
+    if path is None or not path.is_file():
+        log.info("no world.json at %s: word list without the world vocabulary", path)
+        return []
+    vocab = json.loads(path.read_text(encoding="utf-8")).get("vocabulary")
+    words = list(_strings(vocab))
+    if not words:
+        log.warning("%s has no 'vocabulary' strings", path)
+    return words
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """The words of a vocabulary value: strings, strings in lists, and the keys of word -> value maps
+    (world.json's `sizes` and `rgb`); the top-level field names are not words."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            if isinstance(v, dict):
+                yield from (k for k in v if isinstance(k, str))
+            else:
+                yield from _strings(v)
+
+
+def select_or_none(cfg: DictConfig, key: str) -> Any:
+    """`select`, or None when the key is missing."""
+    try:
+        return select(cfg, key)
+    except KeyError:
+        return None
+
+
+def captions_of(samples: list[dict]) -> list[str]:
+    """The gpt turns of conversation samples."""
+    return [turn["value"] for s in samples for turn in s["conversations"] if turn.get("from") == "gpt"]
+
+
+def build(cfg: DictConfig, out: Path) -> dict:
+    from sea.data.wordlist import build_wordlist_detailed
+    from sea.utils.io import write_json, write_jsonl
+
+    data = select(cfg, "data")
+    results = validate_all(data)
+    metrics: dict[str, int | float] = {}
+    report: dict[str, Any] = {"validation": _validation_options(data), "datasets": {}}
+    for name, result in results.items():
+        write_jsonl(out / "manifests" / f"{name}.jsonl", result.rows)
+        report["datasets"][name] = result.summary(REPORT_PROBLEMS)
+        metrics.update(result.metrics(name))
+        if name in ("pretrain", "instruct"):
+            metrics[f"{name}/with_image"] = sum(row["image"] is not None for row in result.rows)
+
+    wl_cfg = data.get("wordlist") or {}
+    keep = list(wl_cfg.get("keep") or [])
+    if data.get("source") == "world":
+        keep += world_vocabulary(cfg)
+    wordlist = build_wordlist_detailed(
+        captions_of(results["pretrain"].samples),
+        size=int(wl_cfg.get("size", 50000)),
+        min_caption_count=int(wl_cfg.get("min_caption_count", 1)),
+        frequent_source=str(wl_cfg.get("frequent_source", "wordfreq")),
+        lang=str(wl_cfg.get("lang", "en")),
+        min_length=int(wl_cfg.get("min_length", 2)),
+        keep=keep,
+        allow=wl_cfg.get("allow") or (),
+    )
+    (out / "wordlist.txt").write_text("".join(w + "\n" for w in wordlist.words), encoding="utf-8")
+    report["wordlist"] = {
+        "size": len(wordlist.words),
+        "from_captions": wordlist.from_captions,
+        "from_keep": wordlist.from_keep,
+        "from_frequent": wordlist.from_frequent,
+    }
+    write_json(out / "report.json", report)
+    metrics.update({f"wordlist/{k}": v for k, v in report["wordlist"].items()})
+    log.info("prepare: %s", ", ".join(f"{n}: kept {r.kept}/{r.total}" for n, r in results.items()))
+    return metrics
+
+
+STAGE = Stage(
+    name="prepare",
+    help="validate and index the datasets (LLaVA formats), build the word list",
+    params=("data",),
+    out="paths.prepared",
+    build=build,
+    deps=("data.pretrain.json", "data.instruct.json"),
+)
+run = STAGE.run

@@ -1,0 +1,26 @@
+"""`world`: generate the embedded shapes world (images, masks, per-patch ground truth, LLaVA-format
+captions and instructions, eval files in LLaVA's formats, an LM corpus) from a seed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from sea.stages.base import Stage, select
+
+
+def build(cfg: DictConfig, out: Path) -> dict:
+    from sea.world.generate import generate_world
+
+    return generate_world(select(cfg, "data.world"), int(cfg.seed), out)
+
+
+STAGE = Stage(
+    name="world",
+    help="generate the synthetic shapes world (embedded default): images, per-patch truth, LLaVA-format data",
+    params=("seed", "data.world"),
+    out="paths.world",
+    build=build,
+)
+run = STAGE.run

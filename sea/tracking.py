@@ -1,0 +1,174 @@
+"""MLflow tracking: one parent run per pipeline, one child run per stage (explicit `parent_run_id`).
+
+Everything goes through `MlflowClient` with explicit run ids, never the thread-local active run, so
+it works the same inside Prefect task threads and in processes launched by `accelerate` or DVC.
+A stage reaches its run through `current()`; with `tracking.enabled=false` that is a no-op tracker.
+
+Where runs go: `tracking.uri` if set, else `MLFLOW_TRACKING_URI`, else a local SQLite store under
+`tracking.store` (no server). A stage run by the CLI under a pipeline wrapper finds its parent in
+`SEA_MLFLOW_PARENT_RUN_ID` (a SEA variable: `MLFLOW_RUN_ID` would make MLflow resume the parent).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from sea.config import config_hash, flatten, to_plain, to_yaml
+
+log = logging.getLogger(__name__)
+
+PARENT_ENV = "SEA_MLFLOW_PARENT_RUN_ID"
+MAX_PARAM_CHARS = 6000
+
+
+class Tracker:
+    """The no-op tracker (`tracking=none`); `MlflowTracker` logs for real."""
+
+    run_id: str | None = None
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None: ...
+    def log_params(self, params: Mapping[str, Any]) -> None: ...
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
+    def log_text(self, text: str, artifact_file: str) -> None: ...
+    def set_tags(self, tags: Mapping[str, str]) -> None: ...
+
+
+class MlflowTracker(Tracker):
+    def __init__(self, client: Any, run_id: str) -> None:
+        self.client = client
+        self.run_id = run_id
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        rows = [
+            Metric(key, float(value), now, step or 0)
+            for key, value in metrics.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ]
+        for i in range(0, len(rows), 1000):
+            self.client.log_batch(self.run_id, metrics=rows[i : i + 1000])
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        rows = [Param(key, str(value)[:MAX_PARAM_CHARS]) for key, value in params.items()]
+        for i in range(0, len(rows), 100):
+            self.client.log_batch(self.run_id, params=rows[i : i + 100])
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        path = Path(path)
+        if path.is_dir():
+            self.client.log_artifacts(self.run_id, str(path), artifact_path)
+        else:
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, str(value))
+
+
+_NO_TRACKING = Tracker()
+_current: ContextVar[Tracker | None] = ContextVar("sea_tracker", default=None)
+
+
+def current() -> Tracker:
+    """The tracker of the stage being run (a no-op outside a tracked stage)."""
+    return _current.get() or _NO_TRACKING
+
+
+def tracking_uri(cfg: DictConfig) -> str:
+    uri = cfg.tracking.get("uri") or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return str(uri)
+    store = Path(cfg.tracking.store).resolve()
+    store.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{store}/mlflow.db"
+
+
+def _client_and_experiment(cfg: DictConfig) -> tuple[Any, str]:
+    from mlflow import MlflowClient
+
+    uri = tracking_uri(cfg)
+    client = MlflowClient(tracking_uri=uri)
+    name = cfg.tracking.experiment
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return client, experiment.experiment_id
+    artifacts = None
+    if uri.startswith("sqlite:") and not cfg.tracking.get("uri"):
+        artifacts = (Path(cfg.tracking.store).resolve() / "artifacts").as_uri()
+    return client, client.create_experiment(name, artifact_location=artifacts)
+
+
+def _git_sha() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+@contextmanager
+def _run(cfg: DictConfig, run_name: str, tags: dict[str, str]) -> Iterator[Tracker]:
+    """Create a run, yield its tracker, and close it FINISHED or FAILED."""
+    if not cfg.tracking.enabled:
+        yield _NO_TRACKING
+        return
+    client, experiment_id = _client_and_experiment(cfg)
+    tags = {"sea.git_sha": _git_sha(), "sea.config_hash": config_hash(cfg), **tags}
+    run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+    tracker = MlflowTracker(client, run.info.run_id)
+    status = "FAILED"
+    try:
+        yield tracker
+        status = "FINISHED"
+    finally:
+        client.set_terminated(run.info.run_id, status=status)
+
+
+@contextmanager
+def pipeline_run(cfg: DictConfig, stages: list[str]) -> Iterator[Tracker]:
+    """The parent run of one pipeline run: full config as params and as `config.yaml`."""
+    with _run(cfg, cfg.run_name, {"sea.kind": "pipeline", "sea.stages": ",".join(stages)}) as tracker:
+        tracker.log_params(flatten(to_plain(cfg)))
+        tracker.log_text(to_yaml(cfg), "config.yaml")
+        yield tracker
+
+
+@contextmanager
+def stage_run(
+    cfg: DictConfig, stage: str, params: dict[str, Any], parent_run_id: str | None = None
+) -> Iterator[Tracker]:
+    """A child run for one stage under `parent_run_id` (or `$SEA_MLFLOW_PARENT_RUN_ID`, or top level).
+
+    Logs the stage's own params flattened and the resolved config as `config.yaml`; the stage's
+    metrics are logged by the caller. `current()` returns this run's tracker inside the block.
+    """
+    parent_run_id = parent_run_id or os.environ.get(PARENT_ENV)
+    tags = {"sea.kind": "stage", "sea.stage": stage}
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
+    with _run(cfg, stage, tags) as tracker:
+        tracker.log_params(flatten(params))
+        tracker.log_text(to_yaml(cfg), "config.yaml")
+        token = _current.set(tracker)
+        try:
+            yield tracker
+        finally:
+            _current.reset(token)

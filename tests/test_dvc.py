@@ -1,0 +1,87 @@
+"""dvc.yaml agrees with the stage registry; `dvc repro` runs the stages and then has nothing to do."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from sea.config import HEADER, compose, to_yaml
+from sea.stages import STAGE_NAMES, get_stage
+
+REPO = Path(__file__).resolve().parent.parent
+DVC_YAML = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+
+def test_dvc_stages_match_the_registry():
+    assert list(DVC_YAML) == list(STAGE_NAMES)
+    for name, spec in DVC_YAML.items():
+        stage = get_stage(name)
+        assert spec["cmd"] == f"python -m sea {name} --params params.yaml"
+        assert spec["params"] == list(stage.params), name
+        assert spec["outs"] == [f"${{{stage.out}}}"], name
+        assert list(spec["metrics"][0]) == [f"${{paths.metrics}}/{name}.json"]
+        assert f"sea/stages/{name}.py" in spec["deps"]
+
+
+def test_dvc_dag_order_matches_the_registry():
+    """Each stage's deps are produced by stages that come earlier in STAGE_NAMES."""
+    cfg = compose([])
+
+    def resolve(entry: str) -> str:
+        return re.sub(r"\$\{([^}]+)\}", lambda m: str(OmegaConf.select(cfg, m.group(1))), entry)
+
+    outs = {name: resolve(spec["outs"][0]) for name, spec in DVC_YAML.items()}
+    for i, (name, spec) in enumerate(DVC_YAML.items()):
+        for dep in map(resolve, spec.get("deps", [])):
+            producers = [s for s, out in outs.items() if dep == out or dep.startswith(out + "/")]
+            for producer in producers:
+                assert STAGE_NAMES.index(producer) < i, f"{name} depends on later stage {producer}"
+
+
+def copy_repo(dst: Path) -> None:
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    for rel in files:
+        if (REPO / rel).is_file():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dst / rel)
+
+
+@pytest.mark.slow
+def test_dvc_repro_runs_every_stage_then_nothing(tmp_path: Path):
+    repo = tmp_path / "repo"
+    copy_repo(repo)
+    (repo / "params.yaml").write_text(HEADER + to_yaml(compose(["experiment=tiny"])))
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+    }
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], [*git, "commit", "-qm", "init"]):
+        subprocess.run(cmd, cwd=repo, check=True, env=env)
+
+    first = subprocess.run(["dvc", "repro"], cwd=repo, capture_output=True, text=True, env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    for name in STAGE_NAMES:
+        assert f"Running stage '{name}'" in first.stdout
+        assert (repo / "out" / "metrics" / f"{name}.json").is_file()
+    assert (repo / "dvc.lock").is_file()
+
+    second = subprocess.run(["dvc", "repro"], cwd=repo, capture_output=True, text=True, env=env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "Running stage" not in second.stdout
+    assert "up to date" in second.stdout
