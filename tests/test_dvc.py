@@ -85,3 +85,17 @@ def test_dvc_repro_runs_every_stage_then_nothing(tmp_path: Path):
     assert second.returncode == 0, second.stdout + second.stderr
     assert "Running stage" not in second.stdout
     assert "up to date" in second.stdout
+
+    # `dvc exp run -S` composes conf/ through DVC's Hydra integration and reruns what changed.
+    before = (repo / "out" / "world" / "pretrain.json").read_bytes()
+    exp = subprocess.run(
+        ["dvc", "exp", "run", "-S", "experiment=tiny", "-S", "seed=1"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert exp.returncode == 0, exp.stdout + exp.stderr
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    assert params["seed"] == 1 and params["data"]["world"]["n_pretrain"] == 48
+    assert (repo / "out" / "world" / "pretrain.json").read_bytes() != before

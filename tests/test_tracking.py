@@ -1,0 +1,63 @@
+"""sea.tracking: local store by default, a tracking URI from config, the no-op mode, failed runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from sea import tracking
+from sea.config import compose
+from sea.runner import execute
+
+
+def only_run(uri: str, experiment: str):
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    assert len(runs) == 1
+    return client, runs[0]
+
+
+def test_stage_run_logs_params_metrics_and_config_to_the_local_store(tiny_cfg):
+    metrics = execute("world", tiny_cfg)
+    assert Path(tiny_cfg.tracking.store, "mlflow.db").is_file()
+    client, run = only_run(tracking.tracking_uri(tiny_cfg), tiny_cfg.tracking.experiment)
+    assert run.info.run_name == "world" and run.info.status == "FINISHED"
+    assert "mlflow.parentRunId" not in run.data.tags  # top-level when no parent is given
+    assert run.data.params["data.world.n_pretrain"] == str(tiny_cfg.data.world.n_pretrain)
+    assert run.data.metrics["pretrain_images"] == metrics["pretrain_images"] == 48
+    config = client.download_artifacts(run.info.run_id, "config.yaml", str(Path(tiny_cfg.paths.root)))
+    assert "n_pretrain: 48" in Path(config).read_text()
+    artifact_root = Path(tiny_cfg.tracking.store).resolve() / "artifacts"
+    assert artifact_root.is_dir(), "artifacts must stay under paths.root"
+
+
+def test_tracking_uri_from_config_and_parent_from_env(tiny_overrides, tmp_path: Path, monkeypatch):
+    uri = f"sqlite:///{tmp_path}/elsewhere.db"
+    cfg = compose([*tiny_overrides, f"tracking.uri={uri}", "tracking.experiment=other"])
+    with tracking.pipeline_run(cfg, ["world"]) as parent:
+        monkeypatch.setenv(tracking.PARENT_ENV, parent.run_id)
+        execute("world", cfg)
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("other").experiment_id])
+    child = next(r for r in runs if r.info.run_name == "world")
+    assert child.data.tags["mlflow.parentRunId"] == parent.run_id
+    assert not Path(cfg.tracking.store, "mlflow.db").exists()
+
+
+def test_tracking_none_writes_no_store_but_still_metrics(tiny_overrides):
+    cfg = compose([*tiny_overrides, "tracking=none"])
+    execute("world", cfg)
+    assert not Path(cfg.tracking.store).exists()
+    assert Path(cfg.paths.metrics, "world.json").is_file()
+    assert tracking.current().run_id is None
+
+
+def test_a_failing_stage_marks_its_run_failed(tiny_overrides):
+    cfg = compose([*tiny_overrides, "data.world.image_size=60"])  # not divisible by patch size 8
+    with pytest.raises(ValueError, match="divisible"):
+        execute("world", cfg)
+    _, run = only_run(tracking.tracking_uri(cfg), cfg.tracking.experiment)
+    assert run.info.status == "FAILED"
+    assert not Path(cfg.paths.metrics, "world.json").exists()
