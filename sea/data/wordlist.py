@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -134,21 +135,7 @@ def build_wordlist_detailed(
     return WordList(words, from_captions, from_keep, len(words) - from_captions - from_keep)
 
 
-def build_wordlist(
-    captions: Iterable[str],
-    size: int,
-    min_caption_count: int,
-    frequent_source: str = "wordfreq",
-    lang: str = "en",
-    min_length: int = 2,
-    keep: Iterable[str] = (),
-    allow: Iterable[str] = (),
-) -> list[str]:
-    """The word list: caption words by frequency, then `keep` words, then frequent words up to `size`.
-
-    Deterministic (ties broken alphabetically), lower-case, de-duplicated. See the module docstring
-    for the exact rules.
-    """
-    return build_wordlist_detailed(
-        captions, size, min_caption_count, frequent_source, lang, min_length, keep, allow
-    ).words
+def build_wordlist(*args: Any, **kwargs: Any) -> list[str]:
+    """The word list only (the arguments of `build_wordlist_detailed`): caption words by frequency,
+    then `keep` words, then frequent words up to `size`; deterministic, lower-case, de-duplicated."""
+    return build_wordlist_detailed(*args, **kwargs).words
