@@ -1,0 +1,12 @@
+"""Evaluation: LLaVA-1.5's benchmarks scored exactly like LLaVA's own scripts, a batched runner that
+writes LLaVA answer files, and alignment diagnostics of the visual tokens.
+
+- `sea.eval.normalize`: the EvalAI answer processor (`normalize_answer`).
+- `sea.eval.scorers`: one scorer per benchmark family (`score(name, answers, annotations, questions)`).
+- `sea.eval.answers`: reading / writing LLaVA answer files, matching answers to annotations.
+- `sea.eval.runner`: benchmark registry, prompts, batched generation, sharding and merging.
+- `sea.eval.diagnostics`: nearest-word decoding, modality gap D, TACS.
+- `python -m sea.eval.score`: score an answer file from the command line.
+
+Submodules import torch only where they need it; import them directly.
+"""

@@ -1,0 +1,423 @@
+"""Benchmark runner: LLaVA question files in, LLaVA answer files out, batched greedy generation.
+
+- Registry: `eval.benchmarks` names entries of `data.eval_sets` (question file, image folder, annotations,
+  `format`); `eval.registry.<name>` adds the scorer and the prompt suffix.
+- Question formats, prompts as LLaVA's runners build them:
+  `question_jsonl` (`model_vqa_loader`: `<image>\\n` + text, the file's text already carries the suffix;
+  answer `prompt` = text), `llava_json` (`model_vqa_science`: the first human turn without `<image>`,
+  `<image>\\n` in front for image problems, then the suffix; answer `prompt` = all of it),
+  `mmbench_tsv` (`model_vqa_mmbench`: hint + question + "\\nA. ..." options, then the suffix; answer
+  `prompt` = without the suffix, plus `round_id`, `options`, `option_char`).
+- Generation: the model's conversation template, `SeaMLLM.generate` (greedy, left padding, KV cache)
+  over batches, stop at the template's end-of-turn token, decode without special tokens, strip.
+  Images are padded to a square with the vision tower's mean colour first (LLaVA's `pad`).
+- Sharding: process r of W takes questions r, r+W, ... and writes its shard; the main process merges
+  the shards back into question order. Without `accelerate launch` (or `torchrun`) it is one process.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sea.errors import SeaError
+from sea.eval.answers import answer_id, make_answer, read_answers, read_jsonl, write_answers
+
+log = logging.getLogger(__name__)
+
+MC_SUFFIX = "\nAnswer with the option's letter from the given choices directly."
+FORMATS = ("question_jsonl", "llava_json", "mmbench_tsv")
+# Defaults when `eval.registry` has no entry: scorer = the benchmark name, no suffix (LLaVA's question
+# files carry theirs), except the multiple-choice formats which get LLaVA's --single-pred-prompt.
+DEFAULT_SUFFIX = {"question_jsonl": "", "llava_json": MC_SUFFIX, "mmbench_tsv": MC_SUFFIX}
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """Everything needed to run and score one benchmark."""
+
+    name: str
+    format: str
+    questions: Path
+    image_folder: Path | None
+    annotations: Path | None
+    scorer: str
+    suffix: str = ""
+    max_new_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class EvalQuestion:
+    """One prompt to answer: `text` is the user turn without `<image>`, `prompt` what the answer file
+    records, `extra` the additional answer fields (MMBench)."""
+
+    question_id: Any
+    text: str
+    prompt: str
+    image: str | None = None  # file name relative to the image folder
+    image_b64: str | None = None  # MMBench's inline image
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_image(self) -> bool:
+        return self.image is not None or self.image_b64 is not None
+
+
+# ---------------------------------------------------------------------------------------- registry
+
+
+def benchmark_specs(eval_cfg: dict[str, Any], eval_sets: dict[str, Any]) -> list[BenchmarkSpec]:
+    """The specs of `eval_cfg["benchmarks"]`, in that order; SeaError for an unknown benchmark or format."""
+    registry = eval_cfg.get("registry") or {}
+    specs = []
+    for name in eval_cfg.get("benchmarks") or []:
+        if name not in (eval_sets or {}):
+            raise SeaError(
+                f"eval.benchmarks lists {name!r}, which data.eval_sets does not define "
+                f"({sorted(eval_sets or {})})"
+            )
+        data = eval_sets[name] or {}
+        fmt = data.get("format", "question_jsonl")
+        if fmt not in FORMATS:
+            raise SeaError(f"data.eval_sets.{name}.format {fmt!r} is not one of {FORMATS}")
+        if not data.get("questions"):
+            raise SeaError(f"data.eval_sets.{name}.questions is not set")
+        entry = registry.get(name) or {}
+        annotations = data.get("annotations") or (data["questions"] if fmt == "mmbench_tsv" else None)
+        specs.append(
+            BenchmarkSpec(
+                name=name,
+                format=fmt,
+                questions=Path(data["questions"]),
+                image_folder=Path(data["image_folder"]) if data.get("image_folder") else None,
+                annotations=Path(annotations) if annotations else None,
+                scorer=str(entry.get("scorer") or name),
+                suffix=str(entry["suffix"]) if entry.get("suffix") is not None else DEFAULT_SUFFIX[fmt],
+                max_new_tokens=entry.get("max_new_tokens"),
+            )
+        )
+    return specs
+
+
+# ---------------------------------------------------------------------------------------- questions
+
+
+def _question_jsonl(spec: BenchmarkSpec) -> list[EvalQuestion]:
+    out = []
+    for n, row in enumerate(read_jsonl(spec.questions), start=1):
+        if not isinstance(row, dict) or "question_id" not in row or not isinstance(row.get("text"), str):
+            raise SeaError(f"{spec.questions}: question {n} needs 'question_id' and a string 'text'")
+        text = row["text"] + spec.suffix
+        out.append(EvalQuestion(row["question_id"], text, text, image=row.get("image") or None))
+    return out
+
+
+def _llava_json(spec: BenchmarkSpec) -> list[EvalQuestion]:
+    try:
+        rows = json.loads(spec.questions.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise SeaError(f"{spec.questions}: cannot read a LLaVA JSON list: {e}") from e
+    out = []
+    for n, row in enumerate(rows, start=1):
+        try:
+            text = str(row["conversations"][0]["value"]).replace("<image>", "").strip()
+        except (KeyError, IndexError, TypeError) as e:
+            raise SeaError(f"{spec.questions}: sample {n} has no first conversation turn") from e
+        image = row.get("image") or None
+        prompt = ("<image>\n" + text if image else text) + spec.suffix
+        out.append(EvalQuestion(row["id"], text + spec.suffix, prompt, image=image))
+    return out
+
+
+def _mmbench_tsv(spec: BenchmarkSpec) -> list[EvalQuestion]:
+    from sea.eval.scorers.mmbench import ALL_OPTIONS, mmbench_prompt, read_mmbench_tsv
+
+    out = []
+    for row in read_mmbench_tsv(spec.questions):
+        question, options = mmbench_prompt(row)
+        extra = {"round_id": 0, "options": options, "option_char": list(ALL_OPTIONS[: len(options)])}
+        image = str(row.get("image") or "").strip() or None
+        out.append(EvalQuestion(row["index"], question + spec.suffix, question, image_b64=image, extra=extra))
+    return out
+
+
+LOADERS: dict[str, Callable[[BenchmarkSpec], list[EvalQuestion]]] = {
+    "question_jsonl": _question_jsonl,
+    "llava_json": _llava_json,
+    "mmbench_tsv": _mmbench_tsv,
+}
+
+
+def load_questions(spec: BenchmarkSpec) -> list[EvalQuestion]:
+    """The benchmark's questions in file order."""
+    if not spec.questions.is_file():
+        raise SeaError(f"{spec.name}: question file not found: {spec.questions}")
+    return LOADERS[spec.format](spec)
+
+
+# ---------------------------------------------------------------------------------------- images
+
+
+def expand2square(image: Any, background: tuple[int, ...]) -> Any:
+    """LLaVA's `expand2square`: paste onto a square canvas of `background`, centred."""
+    from PIL import Image
+
+    w, h = image.size
+    if w == h:
+        return image
+    side = max(w, h)
+    canvas = Image.new(image.mode, (side, side), background)
+    canvas.paste(image, ((side - w) // 2, (side - h) // 2))
+    return canvas
+
+
+def open_image(q: EvalQuestion, image_folder: Path | None) -> Any:
+    """The question's image as RGB PIL; SeaError naming the question when it cannot be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        if q.image_b64 is not None:
+            return Image.open(io.BytesIO(base64.b64decode(q.image_b64))).convert("RGB")
+        path = Path(image_folder) / q.image if image_folder is not None else Path(str(q.image))
+        return Image.open(path).convert("RGB")
+    except (OSError, ValueError, UnidentifiedImageError) as e:
+        raise SeaError(f"question {q.question_id!r}: cannot open image {q.image or '(base64)'}: {e}") from e
+
+
+def image_background(model: Any) -> tuple[int, ...]:
+    """The vision tower's mean colour as 0-255 RGB (LLaVA pads with `image_processor.image_mean`)."""
+    mean = model.vision.preprocess_cfg.get("mean") or (0.48145466, 0.4578275, 0.40821073)
+    return tuple(int(x * 255) for x in mean)
+
+
+def preprocess_image(model: Any, image: Any, image_aspect_ratio: str = "pad") -> Any:
+    """Pixels for `model` from an RGB PIL image: padded to a square first when `image_aspect_ratio` is
+    'pad', then the tower's own preprocessing."""
+    if image_aspect_ratio == "pad":
+        image = expand2square(image, image_background(model))
+    elif image_aspect_ratio not in ("none", "crop", None):
+        raise SeaError(f"eval.image_aspect_ratio must be 'pad' or 'none', got {image_aspect_ratio!r}")
+    return model.vision.preprocess(image)
+
+
+# ---------------------------------------------------------------------------------------- generation
+
+
+class AnswerGenerator:
+    """Prompts, images and batched greedy decoding for one `SeaMLLM` under one template."""
+
+    def __init__(self, model: Any, template: str, image_aspect_ratio: str = "pad") -> None:
+        from sea.data.templates import end_of_turn_ids
+
+        if model.tokenizer is None:
+            raise SeaError("the model has no tokenizer; cannot build prompts")
+        self.model = model
+        self.tokenizer = model.tokenizer
+        self.template = template
+        self.eos_ids = end_of_turn_ids(self.tokenizer, template)
+        self.image_aspect_ratio = image_aspect_ratio
+
+    def prompt_ids(self, q: EvalQuestion) -> list[int]:
+        from sea.data.templates import build_prompt_for_generation
+
+        value = ("<image>\n" + q.text) if q.has_image else q.text
+        try:
+            return build_prompt_for_generation(
+                [{"from": "human", "value": value}], self.tokenizer, self.template, has_image=q.has_image
+            )
+        except ValueError as e:
+            raise SeaError(f"question {q.question_id!r}: cannot build the prompt: {e}") from e
+
+    def pixels(self, q: EvalQuestion, image_folder: Path | None) -> Any:
+        return preprocess_image(self.model, open_image(q, image_folder), self.image_aspect_ratio)
+
+    def answer_batch(
+        self,
+        questions: Sequence[EvalQuestion],
+        image_folder: Path | None,
+        max_new_tokens: int,
+        prompt_ids: Sequence[list[int]] | None = None,
+    ) -> list[str]:
+        """Decoded, stripped answers for one batch."""
+        ids = list(prompt_ids) if prompt_ids is not None else [self.prompt_ids(q) for q in questions]
+        images = [self.pixels(q, image_folder) if q.has_image else None for q in questions]
+        out = self.model.generate(
+            ids,
+            images=images if any(x is not None for x in images) else None,
+            max_new_tokens=max_new_tokens,
+            eos_token_ids=self.eos_ids,
+        )
+        return [self.tokenizer.decode(o, skip_special_tokens=True).strip() for o in out]
+
+    def answer(
+        self,
+        questions: Sequence[EvalQuestion],
+        image_folder: Path | None,
+        batch_size: int,
+        max_new_tokens: int,
+        sort_by_length: bool = True,
+        desc: str = "eval",
+    ) -> list[str]:
+        """Answers in the order of `questions` (batches formed after an optional sort by prompt length)."""
+        from tqdm import tqdm
+
+        if batch_size < 1:
+            raise SeaError(f"eval batch_size must be >= 1, got {batch_size}")
+        ids = [self.prompt_ids(q) for q in questions]
+        order = (
+            sorted(range(len(questions)), key=lambda i: len(ids[i]))
+            if sort_by_length
+            else list(range(len(ids)))
+        )
+        texts = [""] * len(questions)
+        with tqdm(total=len(order), desc=desc, unit="q", mininterval=2.0, leave=False) as bar:
+            for start in range(0, len(order), batch_size):
+                chunk = order[start : start + batch_size]
+                batch = self.answer_batch(
+                    [questions[i] for i in chunk], image_folder, max_new_tokens, [ids[i] for i in chunk]
+                )
+                for i, text in zip(chunk, batch, strict=True):
+                    texts[i] = text
+                bar.update(len(chunk))
+        return texts
+
+
+def answer_records(
+    questions: Sequence[EvalQuestion], texts: Sequence[str], model_id: str, benchmark: str
+) -> list[dict[str, Any]]:
+    """LLaVA answer records (deterministic answer ids)."""
+    return [
+        make_answer(
+            q.question_id,
+            q.prompt,
+            t,
+            model_id,
+            answer_id(model_id, benchmark, q.question_id, q.prompt),
+            **q.extra,
+        )
+        for q, t in zip(questions, texts, strict=True)
+    ]
+
+
+# ---------------------------------------------------------------------------------------- sharding
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """This process's rank among `world_size`; `barrier` waits for all (a no-op alone)."""
+
+    rank: int = 0
+    world_size: int = 1
+    barrier: Callable[[], None] = lambda: None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def process_info() -> ProcessInfo:
+    """Rank and world size from `accelerate` when launched with several processes, else a single process
+    (no accelerate state is created)."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return ProcessInfo()
+    import torch
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())  # gloo on CPU, which accelerate needs told
+    if state.num_processes != world:
+        raise SeaError(f"WORLD_SIZE is {world} but accelerate set up {state.num_processes} process(es)")
+    return ProcessInfo(state.process_index, state.num_processes, state.wait_for_everyone)
+
+
+def shard_of(n: int, rank: int, world_size: int) -> list[int]:
+    """Question positions of process `rank`: rank, rank + W, ..."""
+    return list(range(rank, n, world_size))
+
+
+def shard_path(shard_dir: Path, benchmark: str, rank: int, world_size: int) -> Path:
+    return Path(shard_dir) / f"{benchmark}.shard{rank:03d}-of-{world_size:03d}.jsonl"
+
+
+def merge_shards(paths: Sequence[Path], n: int) -> list[dict[str, Any]]:
+    """Interleave the shards of `n` questions back into question order; SeaError when a shard is missing or
+    has the wrong number of answers."""
+    world = len(paths)
+    shards = []
+    for rank, p in enumerate(paths):
+        if not Path(p).is_file():
+            raise SeaError(f"answer shard {rank} of {world} not found: {p}")
+        rows = read_answers(p)
+        want = len(shard_of(n, rank, world))
+        if len(rows) != want:
+            raise SeaError(f"answer shard {p} has {len(rows)} answers, expected {want}")
+        shards.append(rows)
+    return [shards[i % world][i // world] for i in range(n)]
+
+
+# ---------------------------------------------------------------------------------------- running
+
+
+def run_benchmark(
+    generator: AnswerGenerator,
+    spec: BenchmarkSpec,
+    answers_path: Path,
+    *,
+    model_id: str,
+    batch_size: int,
+    max_new_tokens: int,
+    sort_by_length: bool = True,
+    proc: ProcessInfo | None = None,
+    shard_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Answer one benchmark (this process's shard) and, on the main process, write the merged LLaVA
+    answer file to `answers_path`. Returns timing and counts."""
+    proc = proc or ProcessInfo()
+    questions = load_questions(spec)
+    mine = shard_of(len(questions), proc.rank, proc.world_size)
+    start = time.perf_counter()
+    texts = generator.answer(
+        [questions[i] for i in mine],
+        spec.image_folder,
+        batch_size,
+        spec.max_new_tokens or max_new_tokens,
+        sort_by_length,
+        desc=f"{model_id}/{spec.name}",
+    )
+    records = answer_records([questions[i] for i in mine], texts, model_id, spec.name)
+    seconds = time.perf_counter() - start
+    if proc.world_size == 1:
+        write_answers(answers_path, records)
+    else:
+        if shard_dir is None:
+            raise SeaError("several processes need a shared shard_dir for their answer shards")
+        write_answers(shard_path(shard_dir, spec.name, proc.rank, proc.world_size), records)
+        proc.barrier()
+        if proc.is_main:
+            paths = [shard_path(shard_dir, spec.name, r, proc.world_size) for r in range(proc.world_size)]
+            write_answers(answers_path, merge_shards(paths, len(questions)))
+            for p in paths:
+                p.unlink(missing_ok=True)
+        proc.barrier()
+    log.info("%s/%s: %d questions in %.1f s on rank %d", model_id, spec.name, len(mine), seconds, proc.rank)
+    return {"questions": len(questions), "seconds": seconds}
+
+
+def score_benchmark(
+    spec: BenchmarkSpec, answers_path: Path, allow_missing: bool | None = None
+) -> dict[str, Any]:
+    """Score a written answer file with the spec's scorer and annotations."""
+    from sea.eval.scorers import score
+
+    return score(
+        spec.scorer, read_answers(answers_path), spec.annotations, spec.questions, allow_missing=allow_missing
+    )
