@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from sea import tracking
 from sea.stages import get_stage
 from sea.stages.base import select
+from sea.utils.dist import process_info
 from sea.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -22,8 +23,14 @@ def metrics_path(cfg: DictConfig, stage: str) -> Path:
 
 
 def execute(name: str, cfg: DictConfig, parent_run_id: str | None = None) -> dict:
-    """Run stage `name` (skipped when its outputs are finished with this config) and record it."""
+    """Run stage `name` (skipped when its outputs are finished with this config) and record it.
+
+    Under a multi-process launcher every rank runs the stage; only the main rank tracks it and
+    writes its metrics.
+    """
     stage = get_stage(name)
+    if not process_info().is_main:
+        return stage.run(cfg)
     params = {key: select(cfg, key) for key in stage.params}
     with tracking.stage_run(cfg, name, params, parent_run_id) as tracker:
         start = time.perf_counter()

@@ -69,3 +69,45 @@ def test_changed_input_file_invalidates(tmp_path: Path):
     src.write_text("abc")
     assert stage.run(cfg) == {"n": 3}
     assert len(calls) == 2
+
+
+RANKS_SCRIPT = """
+import sys
+from omegaconf import OmegaConf
+from sea.stages.base import Stage
+from sea.utils.dist import process_info
+
+def build(cfg, out):
+    proc = process_info()
+    (out / f"shard{proc.rank}.txt").write_text(str(proc.rank))
+    proc.barrier()
+    if proc.is_main:
+        (out / "merged.txt").write_text(",".join(sorted(p.read_text() for p in out.glob("shard*"))))
+    return {"world_size": proc.world_size}
+
+stage = Stage(name="ranks", help="", params=(), out="paths.out", build=build)
+print("metrics", stage.run(OmegaConf.create({"paths": {"out": sys.argv[1]}})))
+"""
+
+
+def test_multi_process_run_shares_one_output_folder(tmp_path: Path):
+    """Under torchrun (what `accelerate launch` runs), all ranks build into one folder, renamed once."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "ranks.py"
+    script.write_text(RANKS_SCRIPT)
+    out = tmp_path / "out" / "ranks"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script), str(out)]
+    done = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("metrics {'world_size': 2}") == 2
+    assert (out / "merged.txt").read_text() == "0,1"
+    assert (out / SUCCESS).is_file()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["ranks"], "no temp folders left behind"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from sea.utils.io import atomic_dir, read_json, sha256_bytes, write_json
+from sea.utils.dist import ProcessInfo, process_info
+from sea.utils.io import atomic_dir, read_json, replace_dir, sha256_bytes, write_json
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +91,27 @@ class Stage:
             )
             return stored
         config_hash = self.config_hash(cfg)
+        proc = process_info()
+        if proc.world_size > 1:
+            return self._run_ranks(cfg, config_hash, proc)
         with atomic_dir(self.out_dir(cfg)) as tmp:
             metrics = self.build(cfg, tmp)
             write_json(tmp / SUCCESS, {"stage": self.name, "config_hash": config_hash, "metrics": metrics})
+        return metrics
+
+    def _run_ranks(self, cfg: DictConfig, config_hash: str, proc: ProcessInfo) -> dict:
+        """Every rank builds into one shared temp folder (each writing its own shard); the main rank
+        writes the marker and renames the folder into place once all ranks are done."""
+        final = self.out_dir(cfg)
+        tmp = final.parent / f".{final.name}.tmp-{config_hash}"
+        if proc.is_main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        proc.barrier()
+        metrics = self.build(cfg, tmp)
+        proc.barrier()
+        if proc.is_main:
+            write_json(tmp / SUCCESS, {"stage": self.name, "config_hash": config_hash, "metrics": metrics})
+            replace_dir(tmp, final)
+        proc.barrier()
         return metrics
