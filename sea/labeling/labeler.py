@@ -1,0 +1,191 @@
+"""The labeler: a CLIP vision tower plus the embedded word list -> labels per patch, batch by batch.
+
+`LabelSettings` is the `label` config; `Labeler.label_batch(images)` returns (ids int32, scores fp16),
+(B, N, n) on the target grid (the labeling tower's own grid, or another tower's for cross-encoder
+transfer); `label_rows` labels manifest rows into a `ShardWriter` with a progress bar (images/s).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sea.labeling.patches import AMP_DTYPES, check_feature, iter_batches, patch_features
+from sea.labeling.scoring import DEFAULT_CHUNK_ELEMS, BackgroundFilter, check_sign, score_patches
+from sea.labeling.storage import ShardWriter
+from sea.labeling.text import templates_of
+from sea.labeling.transfer import transfer_labels
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LabelSettings:
+    """The `label` config group (see conf/label/default.yaml)."""
+
+    top_n: int = 10
+    min_score: float = 0.0
+    feature: str = "maskclip"
+    sign: str = "cosine"
+    prompt: tuple[str, ...] = ("{}",)
+    batch_size: int = 64
+    shard_size: int = 4096
+    chunk_elems: int = DEFAULT_CHUNK_ELEMS
+    background: BackgroundFilter = field(default_factory=BackgroundFilter)
+
+    def __post_init__(self) -> None:
+        check_feature(self.feature)
+        check_sign(self.sign)
+        templates_of(list(self.prompt))
+        if self.top_n < 1 or self.batch_size < 1:
+            from sea.errors import SeaError
+
+            raise SeaError(
+                f"label.top_n and label.batch_size must be >= 1, got {self.top_n}, {self.batch_size}"
+            )
+
+    @classmethod
+    def from_config(cls, c: Any) -> LabelSettings:
+        c = dict(c or {})
+        prompt = c.get("prompt", "{}")
+        return cls(
+            top_n=int(c.get("top_n", 10)),
+            min_score=float(c.get("min_score", 0.0)),
+            feature=str(c.get("feature", "maskclip")),
+            sign=str(c.get("sign", "cosine")),
+            prompt=(prompt,) if isinstance(prompt, str) else tuple(prompt),
+            batch_size=int(c.get("batch_size", 64)),
+            shard_size=int(c.get("shard_size", 4096)),
+            chunk_elems=int(c.get("chunk_elems", DEFAULT_CHUNK_ELEMS)),
+            background=BackgroundFilter.from_config(c.get("background")),
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """What the manifest records about how labels were made."""
+        b = self.background
+        return {
+            "top_n": self.top_n,
+            "min_score": self.min_score,
+            "feature": self.feature,
+            "sign": self.sign,
+            "prompt": list(self.prompt),
+            "background": {
+                "mode": b.mode,
+                "margin": b.margin,
+                "words": list(b.words),
+                "threshold": b.threshold,
+            },
+        }
+
+
+class Labeler:
+    """Labels images with `tower` (a `VisionTower`) against normalised word embeddings `text` (q, d)."""
+
+    def __init__(
+        self,
+        tower: Any,
+        text: torch.Tensor,
+        words: Sequence[str],
+        settings: LabelSettings,
+        mixed_precision: str | None = None,
+        target_grid: Sequence[int] | None = None,
+    ) -> None:
+        self.tower = tower
+        self.settings = settings
+        self.mixed_precision = mixed_precision
+        self.source_grid = tuple(tower.grid)
+        self.target_grid = tuple(target_grid) if target_grid is not None else self.source_grid
+        amp = AMP_DTYPES.get(str(mixed_precision or "no"))
+        on_gpu = torch.device(tower.device).type == "cuda"
+        self.matmul_dtype = amp if (on_gpu and amp is not None) else torch.float32
+        self.text = text.to(tower.device, self.matmul_dtype)
+        self.bg_word_ids = settings.background.word_ids(words)
+        if settings.background.mode == "word" and not self.bg_word_ids:
+            log.warning("background filter 'word': none of %s is in the word list", settings.background.words)
+
+    @torch.no_grad()
+    def label_batch(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids int32, scores fp16), (B, N_target, n), on the tower's device."""
+        s = self.settings
+        feats = patch_features(self.tower, images, s.feature, self.mixed_precision)
+        ids, scores = score_patches(
+            feats,
+            self.text,
+            s.top_n,
+            s.sign,
+            s.min_score,
+            s.background,
+            self.bg_word_ids,
+            s.chunk_elems,
+            self.matmul_dtype,
+        )
+        return transfer_labels(ids, scores, self.source_grid, self.target_grid)
+
+
+@dataclass
+class LabelStats:
+    """Counts of one labeling run (summed over processes)."""
+
+    images: int = 0
+    patches: int = 0
+    labelled_patches: int = 0
+    labels: int = 0
+    seconds: float = 0.0
+
+    def add(self, ids: torch.Tensor) -> None:
+        self.images += ids.shape[0]
+        self.patches += ids.shape[0] * ids.shape[1]
+        self.labelled_patches += int((ids[..., 0] >= 0).sum())
+        self.labels += int((ids >= 0).sum())
+
+    def merge(self, other: dict[str, Any]) -> None:
+        for key in ("images", "patches", "labelled_patches", "labels"):
+            setattr(self, key, getattr(self, key) + int(other[key]))
+        self.seconds = max(self.seconds, float(other["seconds"]))
+
+    def metrics(self) -> dict[str, float]:
+        p = max(1, self.patches)
+        return {
+            "images": self.images,
+            "patches": self.patches,
+            "labelled_patch_fraction": self.labelled_patches / p,
+            "labels_per_patch": self.labels / p,
+            "seconds_labeling": self.seconds,
+            "images_per_s": self.images / self.seconds if self.seconds > 0 else 0.0,
+        }
+
+
+def label_rows(
+    labeler: Labeler,
+    rows: Sequence[dict],
+    image_folder: str | Path,
+    writer: ShardWriter,
+    num_workers: int = 0,
+    progress: bool = True,
+    desc: str = "label",
+) -> LabelStats:
+    """Label manifest rows (`id`, `image`) in order into `writer` with a progress bar in images/s."""
+    from tqdm import tqdm
+
+    stats = LabelStats()
+    start = time.perf_counter()
+    pin = torch.device(labeler.tower.device).type == "cuda"
+    bar = tqdm(total=len(rows), desc=desc, unit="img", disable=not progress, mininterval=1.0, smoothing=0.1)
+    with bar:
+        for idx, images in iter_batches(
+            rows, image_folder, labeler.tower.preprocess, labeler.settings.batch_size, num_workers, pin
+        ):
+            ids, scores = labeler.label_batch(images)
+            ids, scores = ids.cpu(), scores.cpu()
+            writer.add([rows[i]["id"] for i in idx], ids, scores)
+            stats.add(ids)
+            bar.update(len(idx))
+    writer.close()
+    stats.seconds = time.perf_counter() - start
+    return stats

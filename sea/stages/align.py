@@ -1,0 +1,300 @@
+"""`align`: stage 1 (feature alignment), one adapter per arm.
+
+The vision tower and the LLM are frozen; the adapter (and, for SEA, the logit scale 1/tau) trains on
+the pretraining captions with the `plain` template. Loss: L_g + lambda * L_a (sea-method.md Eq. 13), with
+L_a the SEA token-level contrastive loss on the stored patch labels (`sea.training.sea_loss`). Arms
+(`align.arms`, settings merged from `align.arm_overrides.<arm>`): `sea` (lambda = align.sea.weight > 0)
+and `baseline` (lambda = 0: plain LLaVA stage 1, no labels read). Every arm starts from the same seed,
+so both get the same adapter initialisation and the same batches in the same order.
+
+Reads `<paths.prepared>/manifests/pretrain.jsonl` (samples of `data.pretrain.json`, images under
+`data.pretrain.image_folder`) and, for arms with lambda > 0, the labels in `align.labels` (checked
+against the vision tower's grid and preprocessing). Writes per arm `<paths.align>/<arm>/`:
+`adapter.safetensors` (LLaVA key names `mm_projector.*`), `train_log.jsonl` (one row per step) and
+`metrics.json`. Checkpoints (`align.checkpoint`) live in `<align.checkpoint.dir>/<arm>/` until the stage
+has finished; a re-run resumes from them.
+
+Metrics: `<arm>/loss`, `<arm>/loss_lm`, (`<arm>/loss_sea`, `<arm>/sea/logit_scale`, ...), `<arm>/steps`,
+`<arm>/seconds`, `<arm>/resumed_from`.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from sea.errors import SeaError
+from sea.stages.base import Stage, select
+
+log = logging.getLogger(__name__)
+
+ADAPTER_FILE = "adapter.safetensors"
+LOG_FILE = "train_log.jsonl"
+
+
+def _opt(cfg: DictConfig, key: str, default: Any = None) -> Any:
+    try:
+        value = select(cfg, key)
+    except KeyError:
+        return default
+    return default if value is None else value
+
+
+def hardware(cfg: DictConfig) -> dict[str, Any]:
+    """`hardware` with defaults: device, mixed_precision, num_workers."""
+    return {
+        "device": str(_opt(cfg, "hardware.device", "cpu")),
+        "mixed_precision": str(_opt(cfg, "hardware.mixed_precision", "no")),
+        "num_workers": int(_opt(cfg, "hardware.num_workers", 0)),
+    }
+
+
+def load_training_samples(cfg: DictConfig, dataset: str) -> list[dict]:
+    """The kept samples of `data.<dataset>` (`prepare`'s manifest order)."""
+    from sea.training.data import load_samples, read_manifest
+
+    rows = read_manifest(Path(select(cfg, "paths.prepared")) / "manifests" / f"{dataset}.jsonl")
+    return load_samples(select(cfg, f"data.{dataset}.json"), rows)
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def save_adapter_from(accelerator: Any, model: Any, path: Path, adapter_type: str) -> None:
+    """Write the trained adapter (gathered first when the model is sharded: FSDP, ZeRO-3)."""
+    from sea.models.adapter import build_adapter, save_adapter
+
+    unwrapped = accelerator.unwrap_model(model)
+    adapter = unwrapped.mllm.adapter
+    if _sharded(accelerator):
+        state = accelerator.get_state_dict(model)
+        prefix = "mllm.adapter."
+        own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if accelerator.is_main_process:
+            vision = unwrapped.mllm.vision.hidden_size
+            d_llm = unwrapped.mllm.llm.get_input_embeddings().embedding_dim
+            adapter = build_adapter(adapter_type, vision, d_llm)
+            adapter.load_state_dict(own)
+    if accelerator.is_main_process:
+        save_adapter(adapter.float(), path, type=adapter_type)
+
+
+def _sharded(accelerator: Any) -> bool:
+    kind = accelerator.distributed_type.name
+    if kind == "FSDP":
+        return True
+    if kind == "DEEPSPEED":
+        return int(accelerator.state.deepspeed_plugin.zero_stage) == 3
+    return False
+
+
+def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, float]:
+    """Train one arm's adapter into `out` (on the main process); returns its metrics."""
+    import torch
+
+    from sea.models.mllm import SeaMLLM
+    from sea.training.arms import ArmFolder, arm_config, folder_fingerprint
+    from sea.training.checkpoint import CheckpointManager
+    from sea.training.data import BatchLayout, Collator, ConversationDataset
+    from sea.training.loop import RunOptions, TrainSettings, cast_frozen, make_accelerator, train
+    from sea.training.modules import AlignModule
+    from sea.training.optim import ParamGroupSpec, param_groups
+    from sea.training.sea_loss import SeaLoss, SeaSettings, label_embedding_table
+    from sea.utils.io import write_json
+
+    acfg = arm_config(select(cfg, "align"), arm)
+    settings = TrainSettings.from_config(acfg["train"], "align.train")
+    sea = SeaSettings.from_config(acfg["sea"])
+    hw = hardware(cfg)
+    seed = int(select(cfg, "seed"))
+    ck = acfg.get("checkpoint") or {}
+    logc = acfg.get("log") or {}
+    fingerprint = {
+        "stage": "align",
+        "arm": arm,
+        "seed": seed,
+        "model": select(cfg, "model"),
+        "data": select(cfg, "data.pretrain"),
+        "settings": {k: acfg.get(k) for k in ("template", "image_aspect_ratio", "train", "sea")},
+        "inputs": {
+            "prepared": folder_fingerprint(select(cfg, "paths.prepared")),
+            "labels": folder_fingerprint(acfg.get("labels")) if sea.enabled else None,
+        },
+        "processes": proc.world_size,
+        "mixed_precision": hw["mixed_precision"],
+    }
+    folder = ArmFolder(_checkpoint_dir(cfg), arm, fingerprint)
+    done = folder.finished()
+    if done is not None:
+        log.info("align[%s]: finished in an earlier run with this config (%s), reused", arm, folder.root)
+        if proc.is_main:
+            folder.copy_finished(out)
+        return done
+
+    # ---- model: frozen tower and LLM, trainable adapter (+ logit scale) ----------------------------
+    seed_everything(seed)  # same adapter initialisation in every arm
+    mllm = SeaMLLM.from_config(cfg)
+    mllm.set_trainable(adapter=True, llm=False)
+    if mllm.tokenizer is None or mllm.tokenizer.pad_token_id is None:
+        raise SeaError("the LLM's tokenizer has no pad token")
+    labels, sea_loss, word_ok = None, None, None
+    if sea.enabled:
+        from sea.labeling.storage import check_label_compatibility, load_labels
+
+        if not acfg.get("labels"):
+            raise SeaError(f"align.labels is not set, and arm '{arm}' has a SEA weight > 0")
+        labels = load_labels(acfg["labels"])
+        check_label_compatibility(labels, mllm.vision)
+        table, word_ok = label_embedding_table(
+            mllm.llm.get_input_embeddings(), mllm.tokenizer, labels.words, sea.word_prefix, sea.tokenize
+        )
+        sea_loss = SeaLoss(sea, table)
+    module = AlignModule(mllm, sea_loss, sea.weight)
+    cast_frozen(module, settings.frozen_torch_dtype(hw["mixed_precision"]))
+    if settings.gradient_checkpointing:
+        mllm.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+    # ---- data -------------------------------------------------------------------------------------
+    samples = load_training_samples(cfg, "pretrain")
+    no_image = [s["id"] for s in samples if not s.get("image")]
+    if no_image:
+        raise SeaError(
+            f"{len(no_image)} pretrain samples have no image (first: {no_image[:3]}); stage 1 needs one each"
+        )
+    dataset = ConversationDataset(
+        samples,
+        mllm.tokenizer,
+        str(acfg.get("template", "plain")),
+        select(cfg, "data.pretrain.image_folder"),
+        mllm.vision.preprocess,
+        image_aspect_ratio=str(acfg.get("image_aspect_ratio", "none")),
+        image_mean=mllm.vision.preprocess_cfg.get("mean", (0.48145466, 0.4578275, 0.40821073)),
+        labels=labels,
+        num_patches=mllm.vision.num_patches,
+        seed=seed,
+        missing_labels=sea.missing_labels,
+    )
+    collator = Collator(mllm.tokenizer.pad_token_id, mllm.vision.grid, sea if sea.enabled else None, word_ok)
+
+    # ---- train ------------------------------------------------------------------------------------
+    specs = [ParamGroupSpec("adapter", mllm.adapter)]
+    if sea_loss is not None:
+        specs.append(ParamGroupSpec("logit_scale", [sea_loss.logit_scale]))
+    groups = param_groups(specs, settings.lr, settings.weight_decay)
+
+    def accumulation(processes: int) -> int:
+        return BatchLayout(settings.global_batch_size, settings.per_device_batch_size, processes).accumulation
+
+    accelerator = make_accelerator(hw["mixed_precision"], hw["device"], accumulation)
+    checkpoints = CheckpointManager(
+        folder.state_dir,
+        fingerprint,
+        int(ck.get("every", 0)),
+        int(ck.get("keep", 2)),
+        bool(ck.get("restart", False)),
+        restart_key="align.checkpoint.restart",
+    )
+    if checkpoints.restart and proc.is_main:
+        folder.log_file.unlink(missing_ok=True)
+    result = train(
+        module,
+        dataset,
+        collator,
+        settings,
+        groups,
+        accelerator=accelerator,
+        seed=seed,
+        run=RunOptions(
+            log_every=int(logc.get("every", 1)),
+            progress=bool(logc.get("progress", True)),
+            num_workers=hw["num_workers"],
+            prefix=f"{arm}/align",
+            log_file=folder.log_file,
+        ),
+        checkpoints=checkpoints,
+        tokens_per_image=mllm.vision.num_tokens,
+    )
+
+    # ---- outputs ----------------------------------------------------------------------------------
+    metrics: dict[str, float] = {k: float(v) for k, v in result.final.items()}
+    metrics |= {"steps": result.steps, "resumed_from": result.resumed_from, "seconds": result.seconds}
+    save_adapter_from(accelerator, result.model, out / ADAPTER_FILE, mllm.adapter_type)
+    if proc.is_main:
+        if sea_loss is not None:
+            metrics["final_logit_scale"] = float(sea_loss.scale().detach())
+        if folder.log_file.is_file():
+            (out / LOG_FILE).write_bytes(folder.log_file.read_bytes())
+        write_json(out / "metrics.json", {"arm": arm, "lambda": sea.weight, **metrics})
+        folder.store_finished(out, metrics)
+    accelerator.wait_for_everyone()
+    del accelerator, module, mllm
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return metrics
+
+
+def build(cfg: DictConfig, out: Path) -> dict:
+    """Train every arm of `align.arms` into `out/<arm>/`. Under several processes every rank trains
+    (data parallel) and only the main one writes."""
+    from sea.training.arms import arm_names
+    from sea.utils.dist import process_info
+
+    arms = arm_names(select(cfg, "align"), "align")
+    proc = process_info(cpu=hardware(cfg)["device"] == "cpu")
+    metrics: dict[str, Any] = {}
+    for arm in arms:
+        arm_metrics = train_arm(cfg, arm, out / arm, proc)
+        metrics |= {f"{arm}/{k}": v for k, v in arm_metrics.items()}
+    if proc.is_main:  # every arm is in `out` now: the resume state is no longer needed
+        for arm in arms:
+            shutil.rmtree(_checkpoint_dir(cfg) / arm, ignore_errors=True)
+        _remove_if_empty(_checkpoint_dir(cfg))
+    return metrics
+
+
+def _remove_if_empty(path: Path) -> None:
+    """Remove `path`, then its parent (the shared `checkpoints/` folder), while they are empty."""
+    for folder in (path, path.parent):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def _checkpoint_dir(cfg: DictConfig) -> Path:
+    value = _opt(cfg, "align.checkpoint.dir")
+    return Path(value) if value else Path(select(cfg, "paths.align")).parent / "checkpoints" / "align"
+
+
+STAGE = Stage(
+    name="align",
+    help="stage 1: train the adapter per arm (LM loss + lambda x SEA loss; baseline lambda = 0)",
+    params=(
+        "seed",
+        "model",
+        "data.pretrain",
+        "align.arms",
+        "align.arm_overrides",
+        "align.template",
+        "align.image_aspect_ratio",
+        "align.train",
+        "align.sea",
+    ),
+    out="paths.align",
+    build=build,
+    deps=("paths.prepared", "align.labels", "paths.backbones"),
+    tags=("gpu",),
+)
+run = STAGE.run

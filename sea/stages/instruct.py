@@ -1,0 +1,290 @@
+"""`instruct`: stage 2 (LLaVA-1.5 visual instruction tuning), one model per arm.
+
+Starts from the arm's stage-1 adapter (`<instruct.adapters>/<arm>/adapter.safetensors`) and trains on the
+instruction data (`data.instruct`, mix665K format, text-only samples included) with the LLM's
+conversation template (`instruct.template`, vicuna_v1 for Vicuna). What trains (`instruct.tune`):
+the LLM (`full`, `lora` via peft with LLaVA's recipe in `instruct=lora`, or `frozen`), the adapter
+(own lr optional), and optionally the vision tower with its own lr. No SEA loss here (the paper uses it
+in stage 1 only).
+
+Writes per arm `<paths.instruct>/<arm>/`: the model (`SeaMLLM.save_pretrained`: loadable with
+`SeaMLLM.load`, LoRA merged), `train_log.jsonl` and `metrics.json`. Checkpoints as in `align`
+(`instruct.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import types
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from sea.errors import SeaError
+from sea.stages.align import LOG_FILE, _remove_if_empty, hardware, load_training_samples, seed_everything
+from sea.stages.base import Stage, select
+
+log = logging.getLogger(__name__)
+
+LLM_TUNING = ("full", "lora", "frozen")
+
+
+def _checkpoint_dir(cfg: DictConfig) -> Path:
+    try:
+        value = select(cfg, "instruct.checkpoint.dir")
+    except KeyError:
+        value = None
+    return Path(value) if value else Path(select(cfg, "paths.instruct")).parent / "checkpoints" / "instruct"
+
+
+def unfreeze_vision(tower: Any) -> None:
+    """Let the vision tower train: its `forward` runs without `no_grad` (the rest of `VisionTower`
+    stays as is; the text tower stays frozen)."""
+
+    def forward(self: Any, images: Any) -> Any:
+        h = self.hidden_state(images, self.select_layer)
+        return h[:, 1:] if self.select_feature == "patch" else h
+
+    tower.visual.requires_grad_(True)
+    tower.forward = types.MethodType(forward, tower)
+
+
+def apply_lora(llm: Any, lcfg: dict[str, Any]) -> Any:
+    """Wrap the LLM with peft LoRA adapters (all linear layers but the output head by default)."""
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as err:
+        raise SeaError("instruct.tune.llm=lora needs peft: pip install peft") from err
+    targets = lcfg.get("target_modules", "all-linear")
+    config = LoraConfig(
+        r=int(lcfg["r"]),
+        lora_alpha=int(lcfg["alpha"]),
+        lora_dropout=float(lcfg.get("dropout", 0.0)),
+        target_modules=targets if isinstance(targets, str) else list(targets),
+        bias=str(lcfg.get("bias", "none")),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(llm, config)
+
+
+def save_model(
+    accelerator: Any, prepared: Any, mllm: Any, out: Path, merge_lora: bool, dtype: Any, cfg: DictConfig
+) -> None:
+    """Write the trained model with `SeaMLLM.save_pretrained` (main process). Sharded models (FSDP,
+    ZeRO-3) are gathered into a fresh copy first."""
+    from sea.stages.align import _sharded
+
+    if _sharded(accelerator):
+        state = accelerator.get_state_dict(prepared)
+        if not accelerator.is_main_process:
+            return
+        from sea.models.mllm import SeaMLLM
+
+        fresh = SeaMLLM.from_config(cfg)
+        if _is_peft(mllm.llm):
+            fresh.llm = apply_lora(fresh.llm, dict(select(cfg, "instruct.lora")))
+        own = {k[len("mllm.") :]: v for k, v in state.items() if k.startswith("mllm.")}
+        fresh.load_state_dict(own, strict=False)
+        mllm = fresh
+    elif not accelerator.is_main_process:
+        return
+    if _is_peft(mllm.llm) and merge_lora:
+        mllm.llm = mllm.llm.merge_and_unload()
+    elif _is_peft(mllm.llm):
+        raise SeaError(
+            "instruct.lora.merge=false is not supported yet: the saved model must load without peft"
+        )
+    mllm.to(dtype)
+    mllm.save_pretrained(out)
+
+
+def _is_peft(module: Any) -> bool:
+    return hasattr(module, "merge_and_unload") and hasattr(module, "peft_config")
+
+
+def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, float]:
+    """Instruction-tune one arm into `out` (main process); returns its metrics."""
+    import torch
+
+    from sea.models.adapter import load_adapter
+    from sea.models.mllm import SeaMLLM
+    from sea.training.arms import ArmFolder, arm_config, folder_fingerprint
+    from sea.training.checkpoint import CheckpointManager
+    from sea.training.data import BatchLayout, Collator, ConversationDataset
+    from sea.training.loop import DTYPES, RunOptions, TrainSettings, cast_frozen, make_accelerator, train
+    from sea.training.modules import InstructModule
+    from sea.training.optim import ParamGroupSpec, param_groups
+    from sea.utils.io import write_json
+
+    icfg = arm_config(select(cfg, "instruct"), arm)
+    settings = TrainSettings.from_config(icfg["train"], "instruct.train")
+    tune = dict(icfg.get("tune") or {})
+    llm_mode = str(tune.get("llm", "full"))
+    if llm_mode not in LLM_TUNING:
+        raise SeaError(f"instruct.tune.llm must be one of {LLM_TUNING}, got {llm_mode!r}")
+    hw = hardware(cfg)
+    seed = int(select(cfg, "seed"))
+    ck = icfg.get("checkpoint") or {}
+    logc = icfg.get("log") or {}
+    adapter_path = Path(icfg["adapters"]) / arm / "adapter.safetensors"
+    if not adapter_path.is_file():
+        raise SeaError(
+            f"{adapter_path}: no stage-1 adapter for arm '{arm}'; run the `align` stage (with this arm) first"
+        )
+    fingerprint = {
+        "stage": "instruct",
+        "arm": arm,
+        "seed": seed,
+        "model": select(cfg, "model"),
+        "data": select(cfg, "data.instruct"),
+        "settings": {
+            k: icfg.get(k) for k in ("template", "image_aspect_ratio", "train", "tune", "lora", "save_dtype")
+        },
+        "inputs": {
+            "prepared": folder_fingerprint(select(cfg, "paths.prepared")),
+            "adapter": folder_fingerprint(adapter_path),
+            "align": folder_fingerprint(icfg["adapters"]),
+        },
+        "processes": proc.world_size,
+        "mixed_precision": hw["mixed_precision"],
+    }
+    folder = ArmFolder(_checkpoint_dir(cfg), arm, fingerprint)
+    done = folder.finished()
+    if done is not None:
+        log.info("instruct[%s]: finished in an earlier run with this config (%s), reused", arm, folder.root)
+        if proc.is_main:
+            folder.copy_finished(out)
+        return done
+
+    # ---- model --------------------------------------------------------------------------------------
+    seed_everything(seed)
+    mllm = SeaMLLM.from_config(cfg)
+    load_adapter(adapter_path, mllm.adapter)
+    mllm.set_trainable(adapter=bool(tune.get("adapter", True)), llm=llm_mode == "full")
+    if llm_mode == "lora":
+        mllm.llm = apply_lora(mllm.llm, dict(icfg["lora"]))
+    if tune.get("vision"):
+        unfreeze_vision(mllm.vision)
+    if mllm.tokenizer is None or mllm.tokenizer.pad_token_id is None:
+        raise SeaError("the LLM's tokenizer has no pad token")
+    module = InstructModule(mllm)
+    cast_frozen(module, settings.frozen_torch_dtype(hw["mixed_precision"]))
+    if settings.gradient_checkpointing:
+        mllm.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+    # ---- data ---------------------------------------------------------------------------------------
+    samples = load_training_samples(cfg, "instruct")
+    dataset = ConversationDataset(
+        samples,
+        mllm.tokenizer,
+        str(icfg["template"]),
+        select(cfg, "data.instruct.image_folder"),
+        mllm.vision.preprocess,
+        image_aspect_ratio=str(icfg.get("image_aspect_ratio", "pad")),
+        image_mean=mllm.vision.preprocess_cfg.get("mean", (0.48145466, 0.4578275, 0.40821073)),
+    )
+    collator = Collator(mllm.tokenizer.pad_token_id)
+
+    # ---- train --------------------------------------------------------------------------------------
+    specs = [ParamGroupSpec("adapter", mllm.adapter, tune.get("adapter_lr"))]
+    if tune.get("vision"):
+        specs.append(ParamGroupSpec("vision", mllm.vision, tune.get("vision_lr")))
+    specs.append(ParamGroupSpec("llm", mllm.llm))
+    groups = param_groups(specs, settings.lr, settings.weight_decay)
+
+    def accumulation(processes: int) -> int:
+        return BatchLayout(settings.global_batch_size, settings.per_device_batch_size, processes).accumulation
+
+    accelerator = make_accelerator(hw["mixed_precision"], hw["device"], accumulation)
+    checkpoints = CheckpointManager(
+        folder.state_dir,
+        fingerprint,
+        int(ck.get("every", 0)),
+        int(ck.get("keep", 1)),
+        bool(ck.get("restart", False)),
+        restart_key="instruct.checkpoint.restart",
+    )
+    if checkpoints.restart and proc.is_main:
+        folder.log_file.unlink(missing_ok=True)
+    result = train(
+        module,
+        dataset,
+        collator,
+        settings,
+        groups,
+        accelerator=accelerator,
+        seed=seed,
+        run=RunOptions(
+            log_every=int(logc.get("every", 1)),
+            progress=bool(logc.get("progress", True)),
+            num_workers=hw["num_workers"],
+            prefix=f"{arm}/instruct",
+            log_file=folder.log_file,
+        ),
+        checkpoints=checkpoints,
+        tokens_per_image=mllm.vision.num_tokens,
+    )
+
+    # ---- outputs ------------------------------------------------------------------------------------
+    metrics: dict[str, float] = {k: float(v) for k, v in result.final.items()}
+    metrics |= {"steps": result.steps, "resumed_from": result.resumed_from, "seconds": result.seconds}
+    save_dtype = str(icfg.get("save_dtype", "auto"))
+    if save_dtype != "auto" and save_dtype not in DTYPES:
+        raise SeaError(f"instruct.save_dtype must be 'auto' or one of {sorted(DTYPES)}, got {save_dtype!r}")
+    dtype = settings.frozen_torch_dtype(hw["mixed_precision"]) if save_dtype == "auto" else DTYPES[save_dtype]
+    save_model(accelerator, result.model, mllm, out, bool(icfg["lora"].get("merge", True)), dtype, cfg)
+    if proc.is_main:
+        if folder.log_file.is_file():
+            (out / LOG_FILE).write_bytes(folder.log_file.read_bytes())
+        write_json(out / "metrics.json", {"arm": arm, **metrics})
+        folder.store_finished(out, metrics)
+    accelerator.wait_for_everyone()
+    del accelerator, module, mllm
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return metrics
+
+
+def build(cfg: DictConfig, out: Path) -> dict:
+    """Train every arm of `instruct.arms` into `out/<arm>/`. Under several processes every rank trains
+    (data parallel) and only the main one writes."""
+    from sea.training.arms import arm_names
+    from sea.utils.dist import process_info
+
+    arms = arm_names(select(cfg, "instruct"), "instruct")
+    proc = process_info(cpu=hardware(cfg)["device"] == "cpu")
+    metrics: dict[str, Any] = {}
+    for arm in arms:
+        arm_metrics = train_arm(cfg, arm, out / arm, proc)
+        metrics |= {f"{arm}/{k}": v for k, v in arm_metrics.items()}
+    if proc.is_main:  # every arm is in `out` now: the resume state is no longer needed
+        for arm in arms:
+            shutil.rmtree(_checkpoint_dir(cfg) / arm, ignore_errors=True)
+        _remove_if_empty(_checkpoint_dir(cfg))
+    return metrics
+
+
+STAGE = Stage(
+    name="instruct",
+    help="stage 2: LLaVA instruction tuning per arm from its stage-1 adapter (LLM + adapter; LoRA optional)",
+    params=(
+        "seed",
+        "model",
+        "data.instruct",
+        "instruct.arms",
+        "instruct.arm_overrides",
+        "instruct.template",
+        "instruct.image_aspect_ratio",
+        "instruct.train",
+        "instruct.tune",
+        "instruct.lora",
+        "instruct.save_dtype",
+    ),
+    out="paths.instruct",
+    build=build,
+    deps=("paths.prepared", "instruct.adapters", "paths.backbones"),
+    tags=("gpu",),
+)
+run = STAGE.run

@@ -1,0 +1,98 @@
+"""Batched top-n scoring against a naive per-patch loop; sign, threshold, background filters, padding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sea.errors import SeaError
+from sea.labeling.scoring import EMPTY_ID, BackgroundFilter, score_patches
+
+
+def unit(*shape: int, seed: int = 0) -> torch.Tensor:
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+    return torch.nn.functional.normalize(x, dim=-1)
+
+
+def naive(
+    feats: torch.Tensor, text: torch.Tensor, n: int, sign: float, min_score: float
+) -> tuple[list, list]:
+    """Per image, per patch: similarities, sort, keep > min_score (the reference)."""
+    ids, scores = [], []
+    for img in feats:
+        for v in img:
+            sim = sign * (text @ v)
+            order = torch.argsort(sim, descending=True)[:n]
+            kept = [int(j) for j in order if sim[j] > min_score]
+            ids.append(kept + [EMPTY_ID] * (n - len(kept)))
+            scores.append([float(sim[j]) for j in kept] + [0.0] * (n - len(kept)))
+    return ids, scores
+
+
+@pytest.mark.parametrize("sign,value", [("cosine", 1.0), ("neg_cosine", -1.0)])
+def test_batched_matches_naive_loop(sign: str, value: float) -> None:
+    feats, text = unit(2, 6, 8), unit(40, 8, seed=1)
+    ids, scores = score_patches(feats, text, top_n=10, sign=sign, min_score=0.0)
+    assert ids.shape == scores.shape == (2, 6, 10)
+    assert ids.dtype == torch.int32 and scores.dtype == torch.float16
+    ref_ids, ref_scores = naive(feats, text, 10, value, 0.0)
+    assert ids.reshape(-1, 10).tolist() == ref_ids
+    torch.testing.assert_close(scores.reshape(-1, 10).float(), torch.tensor(ref_scores), atol=1e-3, rtol=0)
+    assert (scores[ids == EMPTY_ID] == 0).all() and (scores[ids >= 0] > 0).all()
+
+
+def test_chunking_does_not_change_results() -> None:
+    feats, text = unit(3, 16, 8), unit(50, 8, seed=1)
+    a = score_patches(feats, text, chunk_elems=1 << 20)
+    b = score_patches(feats, text, chunk_elems=50 * 5)  # 5 patches a chunk
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_threshold_and_padding() -> None:
+    feats, text = unit(1, 4, 8), unit(3, 8, seed=1)
+    ids, scores = score_patches(feats, text, top_n=10, min_score=-2.0)  # fewer words than slots
+    assert ids.shape == (1, 4, 10)
+    assert (ids[..., :3] >= 0).all() and (ids[..., 3:] == EMPTY_ID).all()
+    ids, _ = score_patches(feats, text, top_n=10, min_score=2.0)  # nothing passes
+    assert (ids == EMPTY_ID).all()
+
+
+def test_margin_filter_drops_patches_near_the_image_mean() -> None:
+    text = torch.eye(4)
+    # patch 0 matches word 0 strongly, the others weakly: only patch 0 stands out
+    feats = torch.nn.functional.normalize(
+        torch.tensor([[[1.0, 0, 0, 0], [0.2, 1, 1, 1], [0.1, 1, 1, 1.1], [0.15, 1.1, 1, 1]]]), dim=-1
+    )
+    ids, _ = score_patches(feats, text, top_n=2, background=BackgroundFilter("margin", 0.0))
+    assert ids[0, 0, 0] == 0
+    assert (ids[0, 1:] == EMPTY_ID).all()
+    ids, _ = score_patches(feats, text, top_n=2, background=BackgroundFilter("margin", 5.0))
+    assert (ids == EMPTY_ID).all()
+
+
+def test_mean_sim_filter_drops_patches_like_the_image_mean() -> None:
+    text = torch.eye(4)
+    # three near-identical background patches dominate the mean; patch 3 differs
+    raw = torch.tensor([[[1.0, 0.1, 0, 0], [1.0, 0, 0.1, 0], [1.0, 0.05, 0.05, 0], [0, 0, 0, 1.0]]])
+    feats = torch.nn.functional.normalize(raw, dim=-1)
+    ids, _ = score_patches(feats, text, top_n=2, background=BackgroundFilter("mean_sim", threshold=0.9))
+    assert (ids[0, :3] == EMPTY_ID).all() and ids[0, 3, 0] == 3
+    ids, _ = score_patches(feats, text, top_n=2, background=BackgroundFilter("mean_sim", threshold=1.0))
+    assert (ids[..., 0] >= 0).all()
+
+
+def test_word_filter() -> None:
+    text = torch.eye(3)
+    feats = torch.eye(3)[None]  # patch i's top word is word i
+    flt = BackgroundFilter("word", words=("background",))
+    words = ["red", "background", "circle"]
+    ids, _ = score_patches(feats, text, top_n=3, background=flt, bg_word_ids=flt.word_ids(words))
+    assert (ids[0, 1] == EMPTY_ID).all()
+    assert ids[0, 0, 0] == 0 and ids[0, 2, 0] == 2
+
+
+def test_bad_options() -> None:
+    with pytest.raises(SeaError, match="label.sign"):
+        score_patches(unit(1, 2, 4), unit(3, 4), sign="dot")
+    with pytest.raises(SeaError, match="background.mode"):
+        BackgroundFilter("auto")

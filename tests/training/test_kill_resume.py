@@ -1,0 +1,76 @@
+"""Acceptance: `python -m sea align` killed (SIGKILL) after a checkpoint of its second arm, run again,
+ends with the adapters of an unbroken run (CPU, deterministic; atol 1e-7), without retraining the
+finished first arm."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+# What `python -m sea align OVERRIDES` does, minus tracking (works before the stage is registered).
+RUN_ALIGN = (
+    "import json, logging, sys; logging.basicConfig(level=logging.INFO); from sea.config import compose; "
+    "from sea.stages.align import STAGE; print('METRICS', json.dumps(STAGE.run(compose(sys.argv[1:]))))"
+)
+
+
+def cli(overrides: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, "-c", RUN_ALIGN, *overrides],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_killed_align_resumes_to_the_unbroken_result(overrides_for, stage_cfg, tmp_path: Path):
+    from safetensors.torch import load_file
+
+    from sea.stages.align import STAGE
+
+    extra = ("align.train.max_steps=8", "align.checkpoint.every=2")
+    unbroken = stage_cfg(*extra, root=tmp_path / "unbroken")
+    STAGE.run(unbroken)
+
+    overrides = overrides_for(tmp_path / "killed", *extra)
+    cfg = stage_cfg(*extra, root=tmp_path / "killed")
+    marker = Path(cfg.align.checkpoint.dir) / "baseline" / "state" / "step_00000002"
+    proc = cli(overrides)
+    deadline = time.monotonic() + 300
+    while not marker.exists():
+        assert proc.poll() is None, proc.stdout.read()[-3000:] if proc.stdout else ""
+        assert time.monotonic() < deadline, "no checkpoint within 300 s"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert not Path(cfg.paths.align).exists(), "a killed stage leaves no output"
+
+    rerun = cli(overrides)
+    output, _ = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, output[-3000:]
+    metrics = json.loads(next(line for line in output.splitlines() if line.startswith("METRICS "))[8:])
+    assert metrics["baseline/resumed_from"] >= 2
+    assert metrics["sea/resumed_from"] == 0 and "reused" in output, "the finished arm is not retrained"
+    for arm in ("sea", "baseline"):
+        a = load_file(str(Path(unbroken.paths.align) / arm / "adapter.safetensors"))
+        b = load_file(str(Path(cfg.paths.align) / arm / "adapter.safetensors"))
+        assert a.keys() == b.keys()
+        for key in a:
+            torch.testing.assert_close(b[key], a[key], rtol=0, atol=1e-7)
+    assert not Path(cfg.align.checkpoint.dir).exists()
