@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -29,6 +30,8 @@ from sea.config import config_hash, flatten, to_plain, to_yaml
 log = logging.getLogger(__name__)
 
 PARENT_ENV = "SEA_MLFLOW_PARENT_RUN_ID"
+# Characters MLflow refuses in metric names become "_".
+_METRIC_NAME = re.compile(r"[^\w\-. :/]")
 MAX_PARAM_CHARS = 6000
 
 
@@ -54,7 +57,7 @@ class MlflowTracker(Tracker):
 
         now = int(time.time() * 1000)
         rows = [
-            Metric(key, float(value), now, step or 0)
+            Metric(_METRIC_NAME.sub("_", key), float(value), now, step or 0)
             for key, value in metrics.items()
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         ]
