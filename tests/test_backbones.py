@@ -26,6 +26,9 @@ TINY = {
 }
 TIMING_KEYS = ("seconds",)
 
+# Trains the tiny CLIP and LM (minutes on two loaded cores): slow tier, until the stage is in the pipeline.
+pytestmark = pytest.mark.slow
+
 
 def _overrides(root: Path) -> list[str]:
     return ["experiment=tiny", "tracking=none", f"paths.root={root}", *(f"{k}={v}" for k, v in TINY.items())]
