@@ -15,11 +15,15 @@ from sea.errors import SeaError
 
 # Step counts for tests (and for `experiment=tiny`): seconds, not minutes.
 TINY = {
-    "backbones.clip.steps": 24,
+    "backbones.clip.steps": 16,
     "backbones.clip.batch_size": 16,
     "backbones.clip.warmup_steps": 2,
     "backbones.clip.lr": 2.0e-3,
-    "backbones.llm.steps": 24,
+    # Plain random batches: on a 72-image world the loss then falls clearly within 16 steps (grouped
+    # batches make the task hard on purpose); negatives, text losses and whitening still run.
+    "backbones.clip.group_size": 1,
+    "backbones.llm.steps": 40,
+    "backbones.llm.lr": 5.0e-3,
     "backbones.llm.batch_size": 8,
     "backbones.llm.seq_len": 32,
     "backbones.llm.warmup_steps": 2,
@@ -60,13 +64,14 @@ def trained(tmp_path_factory, world):
 
 
 def _non_timing(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if not k.endswith(TIMING_KEYS) and not k.endswith("seconds_per_step")}
+    return {k: v for k, v in metrics.items() if not k.endswith((*TIMING_KEYS, "seconds_per_step"))}
 
 
 def test_metrics_present_and_finite(trained):
     cfg, metrics = trained
     for key in ("clip/zeroshot_color_acc", "clip/zeroshot_shape_acc", "clip/zeroshot_object_acc",
-                "clip/chance_object_acc", "clip/chance_color_acc", "clip/chance_shape_acc", "clip/retrieval_top1",
+                "clip/chance_object_acc", "clip/chance_color_acc", "clip/chance_shape_acc",
+                "clip/retrieval_top1",
                 "clip/shape_swap_acc", "clip/color_swap_acc", "clip/final_loss", "clip/first_loss",
                 "clip/train_seconds", "lm/val_ppl", "lm/vocab_size", "lm/final_loss", "lm/first_loss",
                 "lm/train_seconds", "seconds"):
@@ -80,7 +85,7 @@ def test_metrics_present_and_finite(trained):
 def test_short_training_learns(trained):
     _, m = trained
     # The contrastive loss falls, and the LM is far better than uniform over its vocabulary.
-    assert m["clip/final_loss"] < m["clip/first_loss"]
+    assert m["clip/final_loss"] < m["clip/first_loss"] - 0.2
     assert m["lm/final_loss"] < m["lm/first_loss"] - 1.0
     assert m["lm/val_ppl"] < m["lm/vocab_size"] / 10
     assert m["lm/unk_rate"] == 0.0
@@ -157,7 +162,8 @@ def test_tokenizer_round_trips_world_text(trained, world):
     cfg, _ = trained
     tok = AutoTokenizer.from_pretrained(cfg.model.llm.name_or_path)
     lines = (world / "corpus.txt").read_text().splitlines()
-    lines += [t["value"] for s in json.loads((world / "instruct.json").read_text())[:20] for t in s["conversations"]]
+    instruct = json.loads((world / "instruct.json").read_text())[:20]
+    lines += [t["value"] for s in instruct for t in s["conversations"]]
     lines += ["Unseen: café, naïve, 日本, emoji 🙂, tabs\tand  spaces."]
     for line in lines:
         ids = tok(line)["input_ids"]
@@ -177,15 +183,17 @@ def test_deterministic_for_a_seed(trained, world, tmp_path):
 
     cfg1, m1 = trained
     cfg2, m2 = _run(tmp_path / "run2", world)
-    assert _non_timing(m1) == pytest.approx(_non_timing(m2), rel=1e-5)
+    assert _non_timing(m1) == _non_timing(m2)
     for a, b in ((cfg1.model.vision.pretrained, cfg2.model.vision.pretrained),
                  (Path(cfg1.model.llm.name_or_path) / "model.safetensors",
                   Path(cfg2.model.llm.name_or_path) / "model.safetensors")):
         wa, wb = load_file(a), load_file(b)
         assert wa.keys() == wb.keys()
-        # Identical metrics; weights equal up to float reduction order on CPU.
-        assert all(torch.allclose(wa[k], wb[k], rtol=1e-3, atol=1e-3) for k in wa), a
-    assert Path(cfg1.model.vision.model_config).read_text() == Path(cfg2.model.vision.model_config).read_text()
+        # Bitwise: every op on the training path has a deterministic CPU kernel for a fixed thread count
+        # (the CLIP's trained token rows use F.embedding: indexing's index_put_ backward is not).
+        assert all(torch.equal(wa[k], wb[k]) for k in wa), a
+    config1, config2 = Path(cfg1.model.vision.model_config), Path(cfg2.model.vision.model_config)
+    assert config1.read_text() == config2.read_text()
 
 
 def test_real_source_checks_references_without_training(tmp_path):

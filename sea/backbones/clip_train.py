@@ -69,8 +69,19 @@ log = logging.getLogger(__name__)
 
 # open_clip's default tokenizer (SimpleTokenizer, bundled BPE): vocab size of the text embedding.
 OPENCLIP_VOCAB_SIZE = 49408
-VISION_KEYS = ("name", "image_size", "patch_size", "width", "layers", "heads", "text_width", "text_layers",
-               "text_heads", "context_length", "embed_dim")
+VISION_KEYS = (
+    "name",
+    "image_size",
+    "patch_size",
+    "width",
+    "layers",
+    "heads",
+    "text_width",
+    "text_layers",
+    "text_heads",
+    "context_length",
+    "embed_dim",
+)
 TRAIN_KEYS = ("steps", "batch_size", "lr", "warmup_steps", "weight_decay")
 # Seeds of the independent random streams (numpy SeedSequence entropy next to the stage seed).
 _BATCH_STREAM, _VIEW_STREAM, _EVAL_STREAM, _INIT_STREAM = 11, 12, 13, 14
@@ -199,8 +210,9 @@ class WorldViews:
                 break
         return chosen
 
-    def render(self, k: int, rng: np.random.Generator, shapes: list[str] | None = None
-               ) -> tuple[np.ndarray, str, str | None]:
+    def render(
+        self, k: int, rng: np.random.Generator, shapes: list[str] | None = None
+    ) -> tuple[np.ndarray, str, str | None]:
         """Pixels, caption and (when `shapes` is given) a hard-negative caption of view `k`: the same
         caption with one object's shape changed (None when no change is possible). Caption form,
         isolation fill, zoom and flip come from `rng`; a view of one object is zoomed in with
@@ -219,7 +231,7 @@ class WorldViews:
             # The world's caption may name positions: never flipped. Negative: one shape word replaced.
             negative = None
             if swap:
-                (j, change), = swap.items()
+                ((j, change),) = swap.items()
                 negative, n = re.subn(rf"\b{objs[j]['shape']}\b", change["shape"], im.caption, count=1)
                 negative = negative if n else None
             return pix, im.caption, negative
@@ -278,7 +290,9 @@ def train_token_rows(model, tokenizer, texts: list[str]):
 
         def forward(self, text):
             pos = self.lookup[text]
-            return torch.where((pos >= 0).unsqueeze(-1), self.rows[pos.clamp(min=0)], F.embedding(text, self.frozen))
+            # F.embedding, not indexing: its CPU backward is deterministic (index_put_ accumulate is not).
+            trained = F.embedding(pos.clamp(min=0), self.rows)
+            return torch.where((pos >= 0).unsqueeze(-1), trained, F.embedding(text, self.frozen))
 
     rows = TrainedRows()
     model.token_embedding = rows
@@ -323,10 +337,15 @@ def whiten_patch_embedding(visual, images, eps_ratio: float):
     return lam[order]
 
 
-def vocabulary_texts(vocab, images: list[WorldImage], templates: list[str], world_captions: bool) -> list[str]:
+def vocabulary_texts(
+    vocab, images: list[WorldImage], templates: list[str], world_captions: bool
+) -> list[str]:
     """Every text the training and the zero-shot prompts can produce (for `train_token_rows`)."""
     words = [*vocab.colors, *vocab.shapes, *vocab.backgrounds, *vocab.extra.get("sizes", {})]
-    texts = [" ".join(words) + " a an and on background , .", *(t.replace("{}", " ".join(words)) for t in templates)]
+    texts = [
+        " ".join(words) + " a an and on background , .",
+        *(t.replace("{}", " ".join(words)) for t in templates),
+    ]
     if world_captions:
         texts += sorted({im.caption for im in images if im.caption})
     return texts
@@ -341,7 +360,9 @@ def encode_images(model, preprocess, arrays: list[np.ndarray], batch_size: int =
     feats = []
     with torch.no_grad():
         for i in range(0, len(arrays), batch_size):
-            feats.append(model.encode_image(to_tensor_batch(preprocess, arrays[i : i + batch_size]), normalize=True))
+            feats.append(
+                model.encode_image(to_tensor_batch(preprocess, arrays[i : i + batch_size]), normalize=True)
+            )
     return torch.cat(feats)
 
 
@@ -356,8 +377,17 @@ def encode_texts(model, tokenizer, texts: list[str], batch_size: int = 512):
 
 
 def evaluate_clip(
-    model, preprocess, tokenizer, images: list[WorldImage], pixels: np.ndarray, masks: np.ndarray,
-    colors: list[str], shapes: list[str], templates: list[str], seed: int, swap_negatives: int = 4,
+    model,
+    preprocess,
+    tokenizer,
+    images: list[WorldImage],
+    pixels: np.ndarray,
+    masks: np.ndarray,
+    colors: list[str],
+    shapes: list[str],
+    templates: list[str],
+    seed: int,
+    swap_negatives: int = 4,
 ) -> dict[str, float]:
     """Zero-shot metrics on held-out images (see the module docstring). Pure: the model is unchanged."""
     import open_clip
@@ -375,8 +405,11 @@ def evaluate_clip(
                 obj_truth.append((colors.index(o["color"]), shapes.index(o["shape"])))
         pairs = [(c, s) for c in colors for s in shapes]
         classifier = open_clip.build_zero_shot_classifier(
-            model, tokenizer, [object_phrase({"color": c, "shape": s}) for c, s in pairs], templates,
-            num_classes_per_batch=None
+            model,
+            tokenizer,
+            [object_phrase({"color": c, "shape": s}) for c, s in pairs],
+            templates,
+            num_classes_per_batch=None,
         )
         scale = float(model.logit_scale.detach().exp())
         with torch.no_grad():
@@ -400,7 +433,6 @@ def evaluate_clip(
         # Whole images: retrieval among distinct captions, and shape / colour swaps.
         img_feats = encode_images(model, preprocess, list(pixels))
         truths = [canonical_caption(list(im.objects)) for im in images]
-        candidates: dict[str, list[str]] = {"shape": [], "color": []}
         per_image: list[dict[str, list[str]]] = []
         for im in images:
             objs = list(im.objects)
@@ -416,7 +448,9 @@ def evaluate_clip(
                 alts.discard(canonical_caption(objs))
                 alts = sorted(alts)
                 if swap_negatives and len(alts) > swap_negatives:
-                    alts = [alts[int(k)] for k in sorted(rng.choice(len(alts), swap_negatives, replace=False))]
+                    alts = [
+                        alts[int(k)] for k in sorted(rng.choice(len(alts), swap_negatives, replace=False))
+                    ]
                 swaps[attr] = alts
             per_image.append(swaps)
         texts = sorted(set(truths) | {t for sw in per_image for a in sw.values() for t in a})
@@ -427,11 +461,12 @@ def evaluate_clip(
         distinct = sorted(set(truths))
         cols = torch.tensor([index[t] for t in distinct])
         best = sims[:, cols].argmax(1)
-        metrics["retrieval_top1"] = float(np.mean([distinct[int(b)] == t for b, t in zip(best, truths)]))
+        hits = [distinct[int(b)] == t for b, t in zip(best, truths, strict=True)]
+        metrics["retrieval_top1"] = float(np.mean(hits))
         metrics["chance_retrieval_top1"] = 1.0 / len(distinct)
         for attr in ("shape", "color"):
             hits, chance = [], []
-            for i, (t, sw) in enumerate(zip(truths, per_image)):
+            for i, (t, sw) in enumerate(zip(truths, per_image, strict=True)):
                 if not sw[attr]:
                     continue
                 neg = sims[i, [index[x] for x in sw[attr]]]
@@ -447,7 +482,9 @@ def evaluate_clip(
 # ----------------------------------------------------------------------------------------- train
 
 
-def train_clip(world: Path, vcfg: dict, tcfg: dict, seed: int, out: Path, tracker: Any = None) -> dict[str, float]:
+def train_clip(
+    world: Path, vcfg: dict, tcfg: dict, seed: int, out: Path, tracker: Any = None
+) -> dict[str, float]:
     """Train, evaluate and save the tiny CLIP into `out` (`<name>.json` + `<name>.safetensors`).
 
     `vcfg` is `model.vision`, `tcfg` is `backbones.clip`. Returns flat metrics (no prefix).
@@ -487,15 +524,21 @@ def train_clip(world: Path, vcfg: dict, tcfg: dict, seed: int, out: Path, tracke
         n = min(len(views), int(tcfg.get("whitening_views", 2000)))
         sample = rng.choice(len(views), size=n, replace=False)
         whiten_patch_embedding(
-            model.visual, to_tensor_batch(preprocess, [views.render(int(k), rng)[0] for k in sample]),
+            model.visual,
+            to_tensor_batch(preprocess, [views.render(int(k), rng)[0] for k in sample]),
             float(whitening),
         )
     restore_rows = train_token_rows(
         model, tokenizer, vocabulary_texts(vocab, train_images, templates, views.world_caption_prob > 0)
     )
     t_data = time.perf_counter() - t_start
-    log.info("clip: %d train images, %d views, %d colour groups; %d eval images",
-             len(train_images), len(views), len(views.buckets), len(eval_images))
+    log.info(
+        "clip: %d train images, %d views, %d colour groups; %d eval images",
+        len(train_images),
+        len(views),
+        len(views.buckets),
+        len(eval_images),
+    )
 
     steps, batch_size = int(tcfg["steps"]), int(tcfg["batch_size"])
     loss_fn = open_clip.ClipLoss()
@@ -509,7 +552,10 @@ def train_clip(world: Path, vcfg: dict, tcfg: dict, seed: int, out: Path, tracke
         word_head = torch.nn.Linear(int(vcfg["embed_dim"]), len(content_words))
         groups.append({"params": list(word_head.parameters()), "weight_decay": 0.0})
     optimizer = torch.optim.AdamW(
-        groups, lr=float(tcfg["lr"]), betas=tuple(tcfg.get("betas", (0.9, 0.98))), eps=float(tcfg.get("eps", 1e-6)),
+        groups,
+        lr=float(tcfg["lr"]),
+        betas=tuple(tcfg.get("betas", (0.9, 0.98))),
+        eps=float(tcfg.get("eps", 1e-6)),
     )
     schedule = cosine_lr(float(tcfg["lr"]), int(tcfg["warmup_steps"]), steps)
     grad_clip = tcfg.get("grad_clip")
@@ -518,10 +564,23 @@ def train_clip(world: Path, vcfg: dict, tcfg: dict, seed: int, out: Path, tracke
     curve: list[float] = []
 
     def log_eval(step: int) -> dict[str, float]:
-        m = evaluate_clip(model, preprocess, tokenizer, eval_images, eval_pixels, eval_masks,
-                          vocab.colors, vocab.shapes, templates, seed, int(tcfg.get("eval_swap_negatives", 4)))
+        m = evaluate_clip(
+            model,
+            preprocess,
+            tokenizer,
+            eval_images,
+            eval_pixels,
+            eval_masks,
+            vocab.colors,
+            vocab.shapes,
+            templates,
+            seed,
+            int(tcfg.get("eval_swap_negatives", 4)),
+        )
         if tracker is not None:
-            tracker.log_metrics({f"clip/{k}": v for k, v in m.items() if not k.startswith("chance")}, step=step)
+            tracker.log_metrics(
+                {f"clip/{k}": v for k, v in m.items() if not k.startswith("chance")}, step=step
+            )
         return m
 
     t_train = time.perf_counter()
@@ -535,7 +594,8 @@ def train_clip(world: Path, vcfg: dict, tcfg: dict, seed: int, out: Path, tracke
         images = to_tensor_batch(preprocess, [r[0] for r in rendered])
         captions = [r[1] for r in rendered]
         has_neg = [i for i, r in enumerate(rendered) if r[2] is not None]
-        texts = tokenizer(captions + [rendered[i][2] for i in has_neg])
+        all_texts = captions + [rendered[i][2] for i in has_neg]
+        texts = tokenizer(all_texts)
 
         out_dict = model(images, texts)
         text_all = out_dict["text_features"]
@@ -552,6 +612,10 @@ def train_clip(world: Path, vcfg: dict, tcfg: dict, seed: int, out: Path, tracke
             # Distinct captions (and their shape-swapped negatives) pushed apart in the text space, so
             # captions that differ only in a shape word give the image tower distinct targets early.
             sims = text_all @ text_all.T * out_dict["logit_scale"]
+            same = torch.tensor([[a == b for b in all_texts] for a in all_texts]) & ~torch.eye(
+                len(all_texts), dtype=bool
+            )
+            sims = sims.masked_fill(same, float("-inf"))  # a repeated text is not a negative of itself
             losses["text_uniformity_loss"] = uniform_weight * torch.nn.functional.cross_entropy(
                 sims, torch.arange(len(text_all))
             )
@@ -562,6 +626,8 @@ def train_clip(world: Path, vcfg: dict, tcfg: dict, seed: int, out: Path, tracke
                 logits, targets
             )
         loss = sum(losses.values())
+        if not math.isfinite(float(loss.detach())):
+            raise FloatingPointError(f"clip: loss is {float(loss)} at step {step}; lower backbones.clip.lr")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip:
@@ -573,19 +639,33 @@ def train_clip(world: Path, vcfg: dict, tcfg: dict, seed: int, out: Path, tracke
 
         value = float(losses["contrastive_loss"].detach())
         scale = float(model.logit_scale.detach().exp())
-        if not math.isfinite(float(loss.detach())):
-            raise FloatingPointError(f"clip: loss is {float(loss)} at step {step}; lower backbones.clip.lr")
         curve.append(value)
         if step % log_every == 0 or step == steps - 1:
             bar.set_postfix(loss=f"{value:.3f}", scale=f"{scale:.1f}")
             if tracker is not None:
-                tracker.log_metrics({"clip/train_loss": value, "clip/lr": schedule(step), "clip/logit_scale": scale,
-                                     **{f"clip/train_{k}": float(v) for k, v in losses.items() if k != "contrastive_loss"}},
-                                    step=step)
+                tracker.log_metrics(
+                    {
+                        "clip/train_loss": value,
+                        "clip/lr": schedule(step),
+                        "clip/logit_scale": scale,
+                        **{
+                            f"clip/train_{k}": float(v.detach())
+                            for k, v in losses.items()
+                            if k != "contrastive_loss"
+                        },
+                    },
+                    step=step,
+                )
         if eval_every and (step + 1) % eval_every == 0 and step + 1 < steps:
             m = log_eval(step + 1)
-            log.info("clip step %d: object %.3f colour %.3f shape %.3f shape-swap %.3f", step + 1,
-                     m["zeroshot_object_acc"], m["zeroshot_color_acc"], m["zeroshot_shape_acc"], m["shape_swap_acc"])
+            log.info(
+                "clip step %d: object %.3f colour %.3f shape %.3f shape-swap %.3f",
+                step + 1,
+                m["zeroshot_object_acc"],
+                m["zeroshot_color_acc"],
+                m["zeroshot_shape_acc"],
+                m["shape_swap_acc"],
+            )
     bar.close()
     t_train = time.perf_counter() - t_train
 
@@ -598,17 +678,19 @@ def train_clip(world: Path, vcfg: dict, tcfg: dict, seed: int, out: Path, tracke
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(weights_path), metadata={"format": "pt", "open_clip_model": name})
 
-    tail = curve[-max(1, min(20, len(curve) // 5)):]
-    metrics.update({
-        "first_loss": curve[0] if curve else float("nan"),
-        "final_loss": float(np.mean(tail)) if tail else float("nan"),
-        "logit_scale": float(model.logit_scale.detach().exp()),
-        "steps": float(steps),
-        "train_views": float(len(views)),
-        "params": float(sum(p.numel() for p in model.parameters())),
-        "data_seconds": t_data,
-        "train_seconds": t_train,
-        "eval_seconds": t_eval,
-        "seconds_per_step": t_train / max(1, steps),
-    })
+    tail = curve[-max(1, min(20, len(curve) // 5)) :]
+    metrics.update(
+        {
+            "first_loss": curve[0] if curve else float("nan"),
+            "final_loss": float(np.mean(tail)) if tail else float("nan"),
+            "logit_scale": float(model.logit_scale.detach().exp()),
+            "steps": float(steps),
+            "train_views": float(len(views)),
+            "params": float(sum(p.numel() for p in model.parameters())),
+            "data_seconds": t_data,
+            "train_seconds": t_train,
+            "eval_seconds": t_eval,
+            "seconds_per_step": t_train / max(1, steps),
+        }
+    )
     return metrics

@@ -24,7 +24,14 @@ from sea.errors import SeaError
 
 log = logging.getLogger(__name__)
 
-LLM_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size", "max_length")
+LLM_KEYS = (
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "vocab_size",
+    "max_length",
+)
 TRAIN_KEYS = ("steps", "batch_size", "seq_len", "lr", "warmup_steps", "weight_decay")
 IMAGE_PLACEHOLDER = "<image>"
 
@@ -49,7 +56,7 @@ def instruct_lines(samples: list[dict]) -> list[str]:
     out = []
     for sample in samples:
         turns = sample.get("conversations") or []
-        for q, a in zip(turns[::2], turns[1::2]):
+        for q, a in zip(turns[::2], turns[1::2], strict=False):
             if q.get("from") != "human" or a.get("from") != "gpt":
                 continue
             question = " ".join(q["value"].replace(IMAGE_PLACEHOLDER, " ").split())
@@ -112,13 +119,17 @@ def evaluate_ppl(model: Any, stream: np.ndarray, seq_len: int, batch_size: int =
             width = min(len(r) for r in rows)
             x = torch.stack([r[:width] for r in rows])
             logits = model(input_ids=x[:, :-1]).logits
-            total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1), reduction="sum"))
+            total += float(
+                F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1), reduction="sum")
+            )
             count += int(x[:, 1:].numel())
     model.train(was_training)
     return total / max(1, count), count
 
 
-def train_lm(world: Path, lcfg: dict, tcfg: dict, seed: int, out: Path, tracker: Any = None) -> dict[str, float]:
+def train_lm(
+    world: Path, lcfg: dict, tcfg: dict, seed: int, out: Path, tracker: Any = None
+) -> dict[str, float]:
     """Build the tokenizer, train the LM, save both into `out` (HF layout); flat metrics (no prefix)."""
     import torch
     from tqdm import tqdm
@@ -127,13 +138,18 @@ def train_lm(world: Path, lcfg: dict, tcfg: dict, seed: int, out: Path, tracker:
     t_start = time.perf_counter()
     from sea.backbones.tokenizer import build_tokenizer
 
-    train_lines, val_lines = read_texts(world, float(tcfg.get("val_fraction", 0.05)), bool(tcfg.get("use_instruct", True)))
-    tokenizer = build_tokenizer(train_lines, int(lcfg["vocab_size"]), int(lcfg["max_length"]),
-                                int(tcfg.get("min_frequency", 2)))
+    train_lines, val_lines = read_texts(
+        world, float(tcfg.get("val_fraction", 0.05)), bool(tcfg.get("use_instruct", True))
+    )
+    tokenizer = build_tokenizer(
+        train_lines, int(lcfg["vocab_size"]), int(lcfg["max_length"]), int(tcfg.get("min_frequency", 2))
+    )
     train_stream, val_stream = pack(tokenizer, train_lines), pack(tokenizer, val_lines)
     seq_len = int(tcfg["seq_len"])
     if len(train_stream) <= seq_len + 1:
-        raise SeaError(f"the LM corpus has {len(train_stream)} tokens, too few for backbones.llm.seq_len={seq_len}")
+        raise SeaError(
+            f"the LM corpus has {len(train_stream)} tokens, too few for backbones.llm.seq_len={seq_len}"
+        )
     t_data = time.perf_counter() - t_start
 
     seed_everything(seed)
@@ -141,10 +157,13 @@ def train_lm(world: Path, lcfg: dict, tcfg: dict, seed: int, out: Path, tracker:
     model.train()
     steps, batch_size = int(tcfg["steps"]), int(tcfg["batch_size"])
     optimizer = torch.optim.AdamW(
-        param_groups(model, float(tcfg["weight_decay"])), lr=float(tcfg["lr"]),
+        param_groups(model, float(tcfg["weight_decay"])),
+        lr=float(tcfg["lr"]),
         betas=tuple(tcfg.get("betas", (0.9, 0.95))),
     )
-    schedule = cosine_lr(float(tcfg["lr"]), int(tcfg["warmup_steps"]), steps, float(tcfg.get("min_lr_ratio", 0.1)))
+    schedule = cosine_lr(
+        float(tcfg["lr"]), int(tcfg["warmup_steps"]), steps, float(tcfg.get("min_lr_ratio", 0.1))
+    )
     grad_clip = tcfg.get("grad_clip", 1.0)
     log_every = max(1, int(tcfg.get("log_every", 10)))
     eval_every = int(tcfg.get("eval_every", 0) or 0)
@@ -152,8 +171,14 @@ def train_lm(world: Path, lcfg: dict, tcfg: dict, seed: int, out: Path, tracker:
     data = torch.from_numpy(train_stream)
     high = len(train_stream) - seq_len
     curve: list[float] = []
-    log.info("lm: %d train lines (%d tokens), %d held-out lines (%d tokens), vocab %d",
-             len(train_lines), len(train_stream), len(val_lines), len(val_stream), len(tokenizer))
+    log.info(
+        "lm: %d train lines (%d tokens), %d held-out lines (%d tokens), vocab %d",
+        len(train_lines),
+        len(train_stream),
+        len(val_lines),
+        len(val_stream),
+        len(tokenizer),
+    )
 
     t_train = time.perf_counter()
     bar = tqdm(range(steps), desc="lm", unit="step", mininterval=2.0)
@@ -162,14 +187,14 @@ def train_lm(world: Path, lcfg: dict, tcfg: dict, seed: int, out: Path, tracker:
         starts = torch.randint(0, high, (batch_size,), generator=gen)
         x = torch.stack([data[s : s + seq_len] for s in starts.tolist()])
         loss = model(input_ids=x, labels=x).loss
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise FloatingPointError(f"lm: loss is {value} at step {step}; lower backbones.llm.lr")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), float(grad_clip))
         optimizer.step()
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise FloatingPointError(f"lm: loss is {value} at step {step}; lower backbones.llm.lr")
         curve.append(value)
         if step % log_every == 0 or step == steps - 1:
             bar.set_postfix(loss=f"{value:.3f}")
@@ -192,7 +217,7 @@ def train_lm(world: Path, lcfg: dict, tcfg: dict, seed: int, out: Path, tracker:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
 
-    tail = curve[-max(1, min(20, len(curve) // 5)):]
+    tail = curve[-max(1, min(20, len(curve) // 5)) :]
     unk = tokenizer.unk_token_id
     return {
         "val_loss": val_loss,

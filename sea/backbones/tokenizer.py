@@ -23,8 +23,10 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int, model_max_length: int
     from transformers import PreTrainedTokenizerFast
 
     if vocab_size < 256 + len(SPECIAL_TOKENS):
-        raise ValueError(f"model.llm.vocab_size must be at least {256 + len(SPECIAL_TOKENS)} for a byte-level BPE, "
-                         f"got {vocab_size}")
+        raise ValueError(
+            f"model.llm.vocab_size must be at least {256 + len(SPECIAL_TOKENS)} for a byte-level BPE, "
+            f"got {vocab_size}"
+        )
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()

@@ -77,10 +77,17 @@ def read_split(world: Path, split: str) -> list[WorldImage]:
             if not line.strip():
                 continue
             r = json.loads(line)
-            rows.append(WorldImage(
-                id=r["id"], split=split, image=world / r["image"], mask=world / r["mask"],
-                background=r["background"], objects=tuple(r["objects"]), caption=captions.get(r["id"]),
-            ))
+            rows.append(
+                WorldImage(
+                    id=r["id"],
+                    split=split,
+                    image=world / r["image"],
+                    mask=world / r["mask"],
+                    background=r["background"],
+                    objects=tuple(r["objects"]),
+                    caption=captions.get(r["id"]),
+                )
+            )
     if not rows:
         raise SeaError(f"{gt_path}: no images in split '{split}'")
     return rows
@@ -99,7 +106,9 @@ def load_arrays(images: list[WorldImage]) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(pix), np.stack(masks)
 
 
-def isolate(image: np.ndarray, mask: np.ndarray, keep: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+def isolate(
+    image: np.ndarray, mask: np.ndarray, keep: tuple[int, ...], rng: np.random.Generator
+) -> np.ndarray:
     """A copy of `image` where only the objects in `keep` remain: every other object's pixels take
     values drawn from the image's own background pixels (same colour, noise and rough gradient)."""
     out = image.copy()
@@ -113,8 +122,12 @@ def isolate(image: np.ndarray, mask: np.ndarray, keep: tuple[int, ...], rng: np.
     return out
 
 
-def zoom(image: np.ndarray, bbox: list[int] | tuple[int, ...], rng: np.random.Generator,
-         margin: tuple[float, float] = (1.3, 2.0)) -> np.ndarray:
+def zoom(
+    image: np.ndarray,
+    bbox: list[int] | tuple[int, ...],
+    rng: np.random.Generator,
+    margin: tuple[float, float] = (1.3, 2.0),
+) -> np.ndarray:
     """A square crop around an object's box (side = box side x a random margin, the box anywhere
     inside it), resized back to the image size: the object large and roughly centred."""
     from PIL import Image
@@ -148,8 +161,12 @@ def join_phrases(phrases: list[str]) -> str:
 
 
 def gt_caption(
-    objects: list[dict], background: str, rng: np.random.Generator, size_prob: float = 0.0,
-    background_prob: float = 0.5, swap: dict[int, dict] | None = None,
+    objects: list[dict],
+    background: str,
+    rng: np.random.Generator,
+    size_prob: float = 0.0,
+    background_prob: float = 0.5,
+    swap: dict[int, dict] | None = None,
 ) -> str:
     """A caption naming every object's colour and shape, objects in random order; size words and the
     background phrase each with the given probability (so short prompts like 'a red circle.' stay

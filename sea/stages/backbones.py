@@ -74,10 +74,15 @@ def build_world(cfg: DictConfig, out: Path) -> dict:
     write_json(out / "metrics.json", metrics)
     log.info(
         "backbones: CLIP zero-shot object %.3f (chance %.3f), colour %.3f, shape %.3f (chance %.3f); "
-        "LM held-out perplexity %.2f with %d tokens; %.0f s",
-        metrics["clip/zeroshot_object_acc"], metrics["clip/chance_object_acc"], metrics["clip/zeroshot_color_acc"],
-        metrics["clip/zeroshot_shape_acc"], metrics["clip/chance_shape_acc"], metrics["lm/val_ppl"],
-        int(metrics["lm/vocab_size"]), metrics["seconds"],
+        "LM held-out perplexity %.2f (vocabulary %d); %.0f s",
+        metrics["clip/zeroshot_object_acc"],
+        metrics["clip/chance_object_acc"],
+        metrics["clip/zeroshot_color_acc"],
+        metrics["clip/zeroshot_shape_acc"],
+        metrics["clip/chance_shape_acc"],
+        metrics["lm/val_ppl"],
+        int(metrics["lm/vocab_size"]),
+        metrics["seconds"],
     )
     return metrics
 
@@ -95,13 +100,27 @@ def build_real(cfg: DictConfig, out: Path) -> dict:
         "model.vision.pretrained": vcfg.get("pretrained"),
         "model.llm.name_or_path": lcfg.get("name_or_path"),
     }
-    missing = [f"{k}={v}" for k, v in refs.items()
-               if k != "model.vision.name" and isinstance(v, str) and _is_local(v) and not Path(v).expanduser().exists()]
+    missing = [
+        f"{k}={v}"
+        for k, v in refs.items()
+        if k != "model.vision.name"
+        and isinstance(v, str)
+        and _is_local(v)
+        and not Path(v).expanduser().exists()
+    ]
     if missing:
         raise SeaError("backbone checkpoint path(s) not found: " + ", ".join(missing))
-    local = {k: bool(isinstance(v, str) and _is_local(v)) for k, v in refs.items() if k != "model.vision.name"}
-    write_json(out / "references.json", {"source": select(cfg, "data.source"), "references": refs, "local": local})
-    log.info("backbones: data.source=%s, nothing to train; references: %s", select(cfg, "data.source"), json.dumps(refs))
+    local = {
+        k: bool(isinstance(v, str) and _is_local(v)) for k, v in refs.items() if k != "model.vision.name"
+    }
+    write_json(
+        out / "references.json", {"source": select(cfg, "data.source"), "references": refs, "local": local}
+    )
+    log.info(
+        "backbones: data.source=%s, nothing to train; references: %s",
+        select(cfg, "data.source"),
+        json.dumps(refs),
+    )
     return {
         "real/vision_pretrained_local": float(local["model.vision.pretrained"]),
         "real/llm_local": float(local["model.llm.name_or_path"]),
@@ -116,7 +135,7 @@ def build(cfg: DictConfig, out: Path) -> dict:
 
 STAGE = Stage(
     name="backbones",
-    help="embedded world: train a tiny open_clip CLIP and a tiny causal LM; real data: check the configured checkpoints",
+    help="embedded world: train a tiny open_clip CLIP and a tiny causal LM; real data: check the checkpoints",
     params=("seed", "data.source", "backbones", "model.vision", "model.llm"),
     out="paths.backbones",
     build=build,
