@@ -86,7 +86,8 @@ def build(cfg, out):
     return {"world_size": proc.world_size}
 
 stage = Stage(name="ranks", help="", params=(), out="paths.out", build=build)
-print("metrics", stage.run(OmegaConf.create({"paths": {"out": sys.argv[1]}})))
+metrics = stage.run(OmegaConf.create({"paths": {"out": sys.argv[1]}}))
+sys.stdout.write(f"metrics {metrics}\\n")  # one write per rank, so the two ranks' lines don't interleave
 """
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from sea.errors import SeaError
 from sea.eval.answers import answer_id, make_answer, read_answers, read_jsonl, write_answers
+from sea.utils.dist import ProcessInfo, process_info  # noqa: F401 (re-exported for callers)
 
 log = logging.getLogger(__name__)
 
@@ -307,36 +308,6 @@ def answer_records(
 
 
 # ---------------------------------------------------------------------------------------- sharding
-
-
-@dataclass(frozen=True)
-class ProcessInfo:
-    """This process's rank among `world_size`; `barrier` waits for all (a no-op alone)."""
-
-    rank: int = 0
-    world_size: int = 1
-    barrier: Callable[[], None] = lambda: None
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def process_info() -> ProcessInfo:
-    """Rank and world size from `accelerate` when launched with several processes, else a single process
-    (no accelerate state is created)."""
-    import os
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return ProcessInfo()
-    import torch
-    from accelerate import PartialState
-
-    state = PartialState(cpu=not torch.cuda.is_available())  # gloo on CPU, which accelerate needs told
-    if state.num_processes != world:
-        raise SeaError(f"WORLD_SIZE is {world} but accelerate set up {state.num_processes} process(es)")
-    return ProcessInfo(state.process_index, state.num_processes, state.wait_for_everyone)
 
 
 def shard_of(n: int, rank: int, world_size: int) -> list[int]:

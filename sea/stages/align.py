@@ -28,7 +28,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from sea.errors import SeaError
-from sea.stages.base import Stage, select
+from sea.stages.base import Stage, select, select_or
 
 log = logging.getLogger(__name__)
 
@@ -36,20 +36,12 @@ ADAPTER_FILE = "adapter.safetensors"
 LOG_FILE = "train_log.jsonl"
 
 
-def _opt(cfg: DictConfig, key: str, default: Any = None) -> Any:
-    try:
-        value = select(cfg, key)
-    except KeyError:
-        return default
-    return default if value is None else value
-
-
 def hardware(cfg: DictConfig) -> dict[str, Any]:
     """`hardware` with defaults: device, mixed_precision, num_workers."""
     return {
-        "device": str(_opt(cfg, "hardware.device", "cpu")),
-        "mixed_precision": str(_opt(cfg, "hardware.mixed_precision", "no")),
-        "num_workers": int(_opt(cfg, "hardware.num_workers", 0)),
+        "device": str(select_or(cfg, "hardware.device", "cpu")),
+        "mixed_precision": str(select_or(cfg, "hardware.mixed_precision", "no")),
+        "num_workers": int(select_or(cfg, "hardware.num_workers", 0)),
     }
 
 
@@ -106,9 +98,8 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
 
     from sea.models.mllm import SeaMLLM
     from sea.training.arms import ArmFolder, arm_config, folder_fingerprint
-    from sea.training.checkpoint import CheckpointManager
-    from sea.training.data import BatchLayout, Collator, ConversationDataset
-    from sea.training.loop import RunOptions, TrainSettings, cast_frozen, make_accelerator, train
+    from sea.training.data import Collator, ConversationDataset
+    from sea.training.loop import TrainSettings, cast_frozen, train_arm
     from sea.training.modules import AlignModule
     from sea.training.optim import ParamGroupSpec, param_groups
     from sea.training.sea_loss import SeaLoss, SeaSettings, label_embedding_table
@@ -194,37 +185,23 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
         specs.append(ParamGroupSpec("logit_scale", [sea_loss.logit_scale]))
     groups = param_groups(specs, settings.lr, settings.weight_decay)
 
-    def accumulation(processes: int) -> int:
-        return BatchLayout(settings.global_batch_size, settings.per_device_batch_size, processes).accumulation
-
-    accelerator = make_accelerator(hw["mixed_precision"], hw["device"], accumulation)
-    checkpoints = CheckpointManager(
-        folder.state_dir,
-        fingerprint,
-        int(ck.get("every", 0)),
-        int(ck.get("keep", 2)),
-        bool(ck.get("restart", False)),
-        restart_key="align.checkpoint.restart",
-    )
-    if checkpoints.restart and proc.is_main:
-        folder.log_file.unlink(missing_ok=True)
-    result = train(
+    accelerator, result = train_arm(
+        "align",
+        arm,
         module,
         dataset,
         collator,
         settings,
         groups,
-        accelerator=accelerator,
+        folder=folder,
+        fingerprint=fingerprint,
+        checkpoint_cfg=ck,
+        log_cfg=logc,
+        hardware=hw,
         seed=seed,
-        run=RunOptions(
-            log_every=int(logc.get("every", 1)),
-            progress=bool(logc.get("progress", True)),
-            num_workers=hw["num_workers"],
-            prefix=f"{arm}/align",
-            log_file=folder.log_file,
-        ),
-        checkpoints=checkpoints,
+        is_main=proc.is_main,
         tokens_per_image=mllm.vision.num_tokens,
+        keep_default=2,
     )
 
     # ---- outputs ----------------------------------------------------------------------------------
@@ -274,7 +251,7 @@ def _remove_if_empty(path: Path) -> None:
 
 
 def _checkpoint_dir(cfg: DictConfig) -> Path:
-    value = _opt(cfg, "align.checkpoint.dir")
+    value = select_or(cfg, "align.checkpoint.dir")
     return Path(value) if value else Path(select(cfg, "paths.align")).parent / "checkpoints" / "align"
 
 

@@ -28,6 +28,15 @@ def select(cfg: DictConfig, key: str) -> Any:
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
+def select_or(cfg: DictConfig, key: str, default: Any = None) -> Any:
+    """Like `select`, with `default` for a missing or null key."""
+    try:
+        value = select(cfg, key)
+    except KeyError:
+        return default
+    return default if value is None else value
+
+
 def _fingerprint(path: Path) -> Any:
     """What identifies an input's content cheaply: a finished stage's hash, or a file's size and mtime."""
     if (path / SUCCESS).is_file():

@@ -111,9 +111,8 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
     from sea.models.adapter import load_adapter
     from sea.models.mllm import SeaMLLM
     from sea.training.arms import ArmFolder, arm_config, folder_fingerprint
-    from sea.training.checkpoint import CheckpointManager
-    from sea.training.data import BatchLayout, Collator, ConversationDataset
-    from sea.training.loop import DTYPES, RunOptions, TrainSettings, cast_frozen, make_accelerator, train
+    from sea.training.data import Collator, ConversationDataset
+    from sea.training.loop import DTYPES, TrainSettings, cast_frozen, train_arm
     from sea.training.modules import InstructModule
     from sea.training.optim import ParamGroupSpec, param_groups
     from sea.utils.io import write_json
@@ -194,37 +193,23 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
     specs.append(ParamGroupSpec("llm", mllm.llm))
     groups = param_groups(specs, settings.lr, settings.weight_decay)
 
-    def accumulation(processes: int) -> int:
-        return BatchLayout(settings.global_batch_size, settings.per_device_batch_size, processes).accumulation
-
-    accelerator = make_accelerator(hw["mixed_precision"], hw["device"], accumulation)
-    checkpoints = CheckpointManager(
-        folder.state_dir,
-        fingerprint,
-        int(ck.get("every", 0)),
-        int(ck.get("keep", 1)),
-        bool(ck.get("restart", False)),
-        restart_key="instruct.checkpoint.restart",
-    )
-    if checkpoints.restart and proc.is_main:
-        folder.log_file.unlink(missing_ok=True)
-    result = train(
+    accelerator, result = train_arm(
+        "instruct",
+        arm,
         module,
         dataset,
         collator,
         settings,
         groups,
-        accelerator=accelerator,
+        folder=folder,
+        fingerprint=fingerprint,
+        checkpoint_cfg=ck,
+        log_cfg=logc,
+        hardware=hw,
         seed=seed,
-        run=RunOptions(
-            log_every=int(logc.get("every", 1)),
-            progress=bool(logc.get("progress", True)),
-            num_workers=hw["num_workers"],
-            prefix=f"{arm}/instruct",
-            log_file=folder.log_file,
-        ),
-        checkpoints=checkpoints,
+        is_main=proc.is_main,
         tokens_per_image=mllm.vision.num_tokens,
+        keep_default=1,
     )
 
     # ---- outputs ------------------------------------------------------------------------------------

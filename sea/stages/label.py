@@ -28,17 +28,9 @@ from typing import Any
 from omegaconf import DictConfig
 
 from sea.errors import SeaError
-from sea.stages.base import Stage, select
+from sea.stages.base import Stage, select, select_or
 
 log = logging.getLogger(__name__)
-
-
-def _opt(cfg: DictConfig, key: str, default: Any = None) -> Any:
-    try:
-        value = select(cfg, key)
-    except KeyError:
-        return default
-    return default if value is None else value
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -60,7 +52,7 @@ def read_rows(path: Path) -> list[dict]:
 def _device(cfg: DictConfig, proc_device: str | None) -> str:
     import torch
 
-    device = proc_device or str(_opt(cfg, "hardware.device", "cpu"))
+    device = proc_device or str(select_or(cfg, "hardware.device", "cpu"))
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise SeaError(f"hardware.device is '{device}' but CUDA is not available (use hardware=cpu)")
     return device
@@ -77,9 +69,9 @@ def build(cfg: DictConfig, out: Path) -> dict:
 
     lcfg = select(cfg, "label")
     settings = LabelSettings.from_config(lcfg)
-    proc = dist.process_info(cpu=str(_opt(cfg, "hardware.device", "cpu")) == "cpu")
+    proc = dist.process_info(cpu=str(select_or(cfg, "hardware.device", "cpu")) == "cpu")
     device = _device(cfg, proc.device)
-    mixed = str(_opt(cfg, "hardware.mixed_precision", "no"))
+    mixed = str(select_or(cfg, "hardware.mixed_precision", "no"))
     prepared = Path(select(cfg, "paths.prepared"))
     rows = read_rows(prepared / "manifests" / "pretrain.jsonl")
     if lcfg.get("max_images"):
@@ -117,7 +109,7 @@ def build(cfg: DictConfig, out: Path) -> dict:
         mine,
         image_folder,
         writer,
-        int(_opt(cfg, "hardware.num_workers", 0)),
+        int(select_or(cfg, "hardware.num_workers", 0)),
         progress=bool(lcfg.get("progress", True)),
         desc=f"label[{proc.rank}]" if proc.world_size > 1 else "label",
     )

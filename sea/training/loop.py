@@ -368,3 +368,59 @@ def _progress(total: int, initial: int, run: RunOptions, is_main: bool) -> Any:
     return tqdm(
         total=total, initial=initial, desc=run.prefix, unit="step", mininterval=1.0, dynamic_ncols=True
     )
+
+
+def train_arm(
+    stage: str,
+    arm: str,
+    module: Any,
+    dataset: Any,
+    collator: Any,
+    settings: TrainSettings,
+    groups: Any,
+    *,
+    folder: Any,
+    fingerprint: dict,
+    checkpoint_cfg: dict,
+    log_cfg: dict,
+    hardware: dict,
+    seed: int,
+    is_main: bool,
+    tokens_per_image: int,
+    keep_default: int,
+) -> tuple[Any, TrainResult]:
+    """One arm of a training stage: accelerator, resumable checkpoints in `folder`, then `train`."""
+
+    def accumulation(processes: int) -> int:
+        return BatchLayout(settings.global_batch_size, settings.per_device_batch_size, processes).accumulation
+
+    accelerator = make_accelerator(hardware["mixed_precision"], hardware["device"], accumulation)
+    checkpoints = CheckpointManager(
+        folder.state_dir,
+        fingerprint,
+        int(checkpoint_cfg.get("every", 0)),
+        int(checkpoint_cfg.get("keep", keep_default)),
+        bool(checkpoint_cfg.get("restart", False)),
+        restart_key=f"{stage}.checkpoint.restart",
+    )
+    if checkpoints.restart and is_main:
+        folder.log_file.unlink(missing_ok=True)
+    result = train(
+        module,
+        dataset,
+        collator,
+        settings,
+        groups,
+        accelerator=accelerator,
+        seed=seed,
+        run=RunOptions(
+            log_every=int(log_cfg.get("every", 1)),
+            progress=bool(log_cfg.get("progress", True)),
+            num_workers=hardware["num_workers"],
+            prefix=f"{arm}/{stage}",
+            log_file=folder.log_file,
+        ),
+        checkpoints=checkpoints,
+        tokens_per_image=tokens_per_image,
+    )
+    return accelerator, result
