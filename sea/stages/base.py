@@ -37,6 +37,11 @@ def select_or(cfg: DictConfig, key: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
+def instance_subdir(seed: int, arm: str) -> str:
+    """Where one training run (seed, arm) of a per-arm stage lives under the stage's folder."""
+    return f"seed{int(seed)}/{arm}"
+
+
 def _fingerprint(path: Path) -> Any:
     """What identifies an input's content cheaply: a finished stage's hash, or a file's size and mtime."""
     if (path / SUCCESS).is_file():
