@@ -1,0 +1,67 @@
+"""`report`: the SEA vs baseline comparison over every seed and arm (`sea.eval.compare`).
+
+Reads `<paths.evaluate>/seed<s>/<arm>/scores.json` for every seed of `seeds` and arm of `arms` (a missing
+one is an error naming it), `<paths.align>/seed<s>/<arm>/train_log.jsonl` (stage-1 curves; absent logs
+are left out of the plot) and, when present, the label stage's metrics `<paths.metrics>/label.json`.
+
+Writes under `paths.report`:
+
+- `report.md`: the headline metric per benchmark (mean ± sample std over seeds per arm, difference and
+  relative gain of every arm over `baseline`, and the average relative gain as in the SEA paper), the
+  per-seed values, the alignment diagnostics, the label quality, and every metric's mean ± std;
+- `comparison.json`: the same, machine-readable;
+- `benchmarks.png`: a panel per benchmark, a bar per arm with the spread as error bar;
+- `align_curves.png`: stage-1 loss, LM loss, SEA loss and learning rate per arm against the step.
+
+`report.md`, `comparison.json` and the PNGs are also logged as artifacts under `report/`.
+
+Metrics: `gain/<benchmark>` and `gain/average` (relative gains in percent of the one compared arm; with
+several, `gain/<arm>/<benchmark>` and `gain/<arm>/average`), `<arm>/<benchmark>/mean` and `/std` (the
+headline metric), `<arm>/diagnostics/<name>/mean`, `seeds`. Undefined values (a baseline mean of 0, one
+seed's std) are left out.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from sea.stages.base import Stage, select, select_or
+
+log = logging.getLogger(__name__)
+
+
+def build(cfg: DictConfig, out: Path) -> dict:
+    from sea.eval import compare
+    from sea.tracking import current
+
+    arms = [str(a) for a in select(cfg, "arms")]
+    seeds = [int(s) for s in select(cfg, "seeds")]
+    metrics_dir = select_or(cfg, "paths.metrics")
+    comparison = compare.write_report(
+        out,
+        select(cfg, "paths.evaluate"),
+        select(cfg, "paths.align"),
+        arms,
+        seeds,
+        label_json=Path(metrics_dir) / "label.json" if metrics_dir else None,
+    )
+    tracker = current()
+    for name in (compare.REPORT_MD, compare.COMPARISON_JSON, compare.BENCHMARKS_PNG, compare.ALIGN_PNG):
+        tracker.log_artifact(out / name, "report")
+    log.info("report:\n%s", compare.headline_table(comparison))
+    return compare.flat_summary(comparison)
+
+
+STAGE = Stage(
+    name="report",
+    help="SEA vs baseline: per-benchmark table over seeds (mean, spread, relative gain), diagnostics, plots",
+    params=("arms", "seeds"),
+    out="paths.report",
+    build=build,
+    deps=("paths.evaluate", "paths.align"),
+    tags=(),
+)
+run = STAGE.run
