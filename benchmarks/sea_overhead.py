@@ -32,13 +32,37 @@ import torch  # noqa: E402
 
 SIZES: dict[str, dict[str, Any]] = {
     # conf/model/vision/tiny_clip.yaml + conf/model/llm/tiny_llama.yaml
-    "tiny": dict(image_size=64, patch=8, vision_width=192, vision_layers=4, vision_heads=4,
-                 llm_hidden=128, llm_layers=4, llm_heads=4, llm_intermediate=344, vocab=2000,
-                 words=2000, batch=32, text_len=24),
+    "tiny": dict(
+        image_size=64,
+        patch=8,
+        vision_width=192,
+        vision_layers=4,
+        vision_heads=4,
+        llm_hidden=128,
+        llm_layers=4,
+        llm_heads=4,
+        llm_intermediate=344,
+        vocab=2000,
+        words=2000,
+        batch=32,
+        text_len=24,
+    ),
     # CLIP ViT-L/14-336 (penultimate layer: 576 x 1024) + Vicuna-7B (Llama-2-7B shape)
-    "real": dict(image_size=336, patch=14, vision_width=1024, vision_layers=24, vision_heads=16,
-                 llm_hidden=4096, llm_layers=32, llm_heads=32, llm_intermediate=11008, vocab=32000,
-                 words=50000, batch=16, text_len=40),
+    "real": dict(
+        image_size=336,
+        patch=14,
+        vision_width=1024,
+        vision_layers=24,
+        vision_heads=16,
+        llm_hidden=4096,
+        llm_layers=32,
+        llm_heads=32,
+        llm_intermediate=11008,
+        vocab=32000,
+        words=50000,
+        batch=16,
+        text_len=40,
+    ),
 }
 
 
@@ -47,13 +71,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--size", choices=sorted(SIZES), help="model sizes (default: tiny on CPU, real on CUDA)")
     p.add_argument("--batch", type=int, help="per-device batch (default: the size's)")
-    p.add_argument("--llm-layers", type=int, help="override the LLM depth (a shallower LLM overstates the overhead)")
+    p.add_argument(
+        "--llm-layers", type=int, help="override the LLM depth (a shallower LLM overstates the overhead)"
+    )
     p.add_argument("--top-n", type=int, default=10)
     p.add_argument("--repeats", type=int, default=12)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--batches", type=int, default=3, help="distinct batches cycled through")
-    p.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None,
-                   help="default: on for CUDA (LLaVA), off on CPU")
+    p.add_argument(
+        "--gradient-checkpointing",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="default: on for CUDA (LLaVA), off on CPU",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch default)")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
@@ -72,17 +102,33 @@ def build_mllm(s: dict[str, Any], device: str, dtype: torch.dtype, workdir: Path
 
     name = f"bench-clip-{s['image_size']}-{s['vision_width']}"
     clip_cfg = tiny_open_clip_config(
-        image_size=s["image_size"], patch_size=s["patch"], width=s["vision_width"], layers=s["vision_layers"],
-        heads=s["vision_heads"], text_width=64, text_layers=1, text_heads=2, embed_dim=64,
+        image_size=s["image_size"],
+        patch_size=s["patch"],
+        width=s["vision_width"],
+        layers=s["vision_layers"],
+        heads=s["vision_heads"],
+        text_width=64,
+        text_layers=1,
+        text_heads=2,
+        embed_dim=64,
     )
     path = workdir / f"{name}.json"
     path.write_text(json.dumps(clip_cfg), encoding="utf-8")
-    vision = VisionTower.from_config({"name": name, "model_config": str(path), "pretrained": None}, device=device)
+    vision = VisionTower.from_config(
+        {"name": name, "model_config": str(path), "pretrained": None}, device=device
+    )
     tok = tiny_tokenizer("llama")
     config = tiny_llm_config(
-        "llama", vocab_size=s["vocab"], hidden_size=s["llm_hidden"], num_hidden_layers=s["llm_layers"],
-        num_attention_heads=s["llm_heads"], intermediate_size=s["llm_intermediate"], max_position_embeddings=4096,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.unk_token_id,
+        "llama",
+        vocab_size=s["vocab"],
+        hidden_size=s["llm_hidden"],
+        num_hidden_layers=s["llm_layers"],
+        num_attention_heads=s["llm_heads"],
+        intermediate_size=s["llm_intermediate"],
+        max_position_embeddings=4096,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.unk_token_id,
     )
     with torch.device(device):
         llm = AutoModelForCausalLM.from_config(config, dtype=dtype)
@@ -100,20 +146,24 @@ def make_batches(s: dict[str, Any], n_batches: int, top_n: int, tok: Any, gen: t
     for b in range(n_batches):
         rows = s["batch"]
         caption = torch.randint(4, len(tok), (rows, s["text_len"]), generator=gen)
-        ids = torch.cat([torch.full((rows, 1), tok.bos_token_id), torch.full((rows, 1), IMAGE_TOKEN_INDEX), caption], 1)
+        ids = torch.cat(
+            [torch.full((rows, 1), tok.bos_token_id), torch.full((rows, 1), IMAGE_TOKEN_INDEX), caption], 1
+        )
         labels = ids.clone()
         labels[:, :2] = IGNORE_INDEX
         label_ids = torch.randint(0, s["words"], (rows, n, top_n), generator=gen, dtype=torch.int32)
         scores = (torch.rand(rows, n, top_n, generator=gen) * 0.4 - 0.1).half()  # some <= 0: dropped
-        batches.append({
-            "index": torch.arange(b * rows, (b + 1) * rows),
-            "input_ids": ids,
-            "labels": labels,
-            "attention_mask": torch.ones_like(ids),
-            "images": torch.randn(rows, 3, s["image_size"], s["image_size"], generator=gen),
-            "label_ids": label_ids,
-            "label_scores": scores,
-        })
+        batches.append(
+            {
+                "index": torch.arange(b * rows, (b + 1) * rows),
+                "input_ids": ids,
+                "labels": labels,
+                "attention_mask": torch.ones_like(ids),
+                "images": torch.randn(rows, 3, s["image_size"], s["image_size"], generator=gen),
+                "label_ids": label_ids,
+                "label_scores": scores,
+            }
+        )
     return batches
 
 
@@ -155,10 +205,15 @@ def main(argv: list[str] | None = None) -> int:
     sea = SeaLoss(sea_settings, table).to(device)
     arms = {"baseline": AlignModule(mllm, None, 0.0), "sea": AlignModule(mllm, sea, 1.0)}
     opts = {
-        "baseline": build_optimizer(param_groups([ParamGroupSpec("adapter", mllm.adapter)], 1e-3, 0.0), (0.9, 0.999), 1e-8),
+        "baseline": build_optimizer(
+            param_groups([ParamGroupSpec("adapter", mllm.adapter)], 1e-3, 0.0), (0.9, 0.999), 1e-8
+        ),
         "sea": build_optimizer(
-            param_groups([ParamGroupSpec("adapter", mllm.adapter), ParamGroupSpec("s", [sea.logit_scale])], 1e-3, 0.0),
-            (0.9, 0.999), 1e-8,
+            param_groups(
+                [ParamGroupSpec("adapter", mllm.adapter), ParamGroupSpec("s", [sea.logit_scale])], 1e-3, 0.0
+            ),
+            (0.9, 0.999),
+            1e-8,
         ),
     }
     gen = torch.Generator().manual_seed(args.seed)
@@ -171,8 +226,15 @@ def main(argv: list[str] | None = None) -> int:
         from sea.training.sea_loss import sample_pairs
 
         uniforms = torch.stack([image_uniforms(args.seed, epoch, int(i), n) for i in batch["index"]])
-        return sample_pairs(batch["label_ids"], batch["label_scores"], uniforms, mllm.vision.grid, sea_settings,
-                            collate.table, word_ok)
+        return sample_pairs(
+            batch["label_ids"],
+            batch["label_scores"],
+            uniforms,
+            mllm.vision.grid,
+            sea_settings,
+            collate.table,
+            word_ok,
+        )
 
     def to_device(batch: dict) -> dict:
         keys = ("input_ids", "labels", "attention_mask", "images")
@@ -205,7 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     sampling: list[float] = []
     for r in range(args.warmup + args.repeats):
         batch = batches[r % len(batches)]
-        batch["_pairs"] = sample(batch, r).pin_memory() if cuda else sample(batch, r)  # as the DataLoader does
+        batch["_pairs"] = (
+            sample(batch, r).pin_memory() if cuda else sample(batch, r)
+        )  # as the DataLoader does
         order = ("sea", "baseline") if r % 2 else ("baseline", "sea")
         for arm in order:
             seconds, sampled = step(arm, batch, r, inline=True)
@@ -220,16 +284,23 @@ def main(argv: list[str] | None = None) -> int:
     inline_ratio = with_sea / base
     workers_ratio = (with_sea - samp) / base
     pairs = len(batches[0]["_pairs"])
-    print(f"device {device} ({torch.cuda.get_device_name() if cuda else 'cpu'}), size {size}: "
-          f"vision {s['image_size']}px/{s['patch']} ({n} patches x {s['vision_width']}, {s['vision_layers']} layers), "
-          f"LLM {s['llm_hidden']} x {s['llm_layers']} layers, batch {s['batch']}, {s['text_len']} caption tokens, "
-          f"{s['words']} words, top-{args.top_n} labels, {pairs} SEA pairs per batch, "
-          f"{'bf16 autocast' if cuda else 'fp32'}, gradient checkpointing {'on' if checkpointing else 'off'}, "
-          f"threads {torch.get_num_threads()}, build {build_s:.1f} s")
-    print(f"step (median of {args.repeats}): baseline {base * 1e3:.1f} ms, SEA {with_sea * 1e3:.1f} ms "
-          f"(of which pair sampling {samp * 1e3:.2f} ms)")
-    print(f"ratio SEA/baseline: {inline_ratio:.3f} with sampling inline (num_workers=0), "
-          f"{workers_ratio:.3f} with sampling in DataLoader workers")
+    print(
+        f"device {device} ({torch.cuda.get_device_name() if cuda else 'cpu'}), size {size}: "
+        f"vision {s['image_size']}px/{s['patch']} ({n} patches x {s['vision_width']}, "
+        f"{s['vision_layers']} layers), LLM {s['llm_hidden']} x {s['llm_layers']} layers, "
+        f"batch {s['batch']}, {s['text_len']} caption tokens, "
+        f"{s['words']} words, top-{args.top_n} labels, {pairs} SEA pairs per batch, "
+        f"{'bf16 autocast' if cuda else 'fp32'}, gradient checkpointing {'on' if checkpointing else 'off'}, "
+        f"threads {torch.get_num_threads()}, build {build_s:.1f} s"
+    )
+    print(
+        f"step (median of {args.repeats}): baseline {base * 1e3:.1f} ms, SEA {with_sea * 1e3:.1f} ms "
+        f"(of which pair sampling {samp * 1e3:.2f} ms)"
+    )
+    print(
+        f"ratio SEA/baseline: {inline_ratio:.3f} with sampling inline (num_workers=0), "
+        f"{workers_ratio:.3f} with sampling in DataLoader workers"
+    )
     headline = workers_ratio if cuda else inline_ratio
     goal = 1.03 if size == "real" else 1.10
     print(f"overhead ratio {headline:.3f} (goal <= {goal:.2f}): {'OK' if headline <= goal else 'ABOVE GOAL'}")

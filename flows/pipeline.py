@@ -1,34 +1,49 @@
 """The SEA pipeline as a Prefect flow: each stage is a task running `sea.runner.execute` (the same
 function `dvc repro` reaches through `python -m sea <stage>`) inside one MLflow parent run.
 
-    python -m flows.pipeline [--stages world,prepare] [hydra overrides...]
+    python -m flows.pipeline [--stages world,prepare] [--arms sea,baseline] [--seeds 0,1,2] [overrides...]
 
-No Prefect server is needed (Prefect starts a temporary local one); point `PREFECT_API_URL` at a
-server to see runs in its UI. Caching belongs to DVC and to the stages' own config-hash check, so
-tasks use `NO_CACHE`.
+Data stages (world, backbones, prepare, label) run once; the per-arm stages (align, instruct,
+evaluate) run once per seed and arm; `report` compares the arms and the table is printed at the end.
+Tasks of GPU stages carry the tag `gpu`, so a work pool or a Prefect concurrency limit on that tag
+routes them. When `hardware.num_processes` > 1 a GPU stage's task launches the stage under
+`accelerate launch` (`sea.launch`). No Prefect server is needed (Prefect starts a temporary local
+one); point `PREFECT_API_URL` at a server to see runs in its UI. Caching belongs to DVC and to the
+stages' own config-hash check, so tasks use `NO_CACHE`; no retries (a failed stage is resumed from its
+checkpoints by running the flow again).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
 
-from sea import tracking
-from sea.config import compose, to_plain
-from sea.runner import execute
-from sea.stages import STAGE_NAMES, get_stage
+# The temporary local server can take longer than Prefect's default 20 s to start on a busy machine.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+from prefect import flow, task  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+from sea import tracking  # noqa: E402
+from sea.config import compose, to_plain  # noqa: E402
+from sea.launch import needs_launcher, run_launched  # noqa: E402
+from sea.runner import execute  # noqa: E402
+from sea.stages import STAGE_NAMES, get_stage  # noqa: E402
 
 
 @task(cache_policy=NO_CACHE, retries=0, persist_result=False)
-def stage_task(name: str, cfg: dict, parent_run_id: str | None) -> dict:
-    """Plain data in and out: a resolved config dict, a run id, a metrics dict."""
-    return execute(name, OmegaConf.create(cfg), parent_run_id)
+def stage_task(name: str, cfg: dict, parent_run_id: str | None, arm: str | None = None) -> dict:
+    """Plain data in and out: a resolved config dict, a run id, an arm, a metrics dict."""
+    config = OmegaConf.create(cfg)
+    if needs_launcher(config, get_stage(name)):
+        return run_launched(name, config, parent_run_id, arm)
+    return execute(name, config, parent_run_id, arm)
 
 
 def default_stages(cfg: DictConfig) -> list[str]:
@@ -45,20 +60,52 @@ def select_stages(cfg: DictConfig, stages: Sequence[str] | None) -> list[str]:
     return [s for s in STAGE_NAMES if s in stages]
 
 
+def run_key(name: str, arm: str | None = None, seed: int | None = None) -> str:
+    """`prepare`, or for a training run `align/sea/seed0`: the keys of the flow's result."""
+    return name if arm is None else f"{name}/{arm}/seed{seed}"
+
+
+def comparison_overrides(
+    overrides: Sequence[str] | None, arms: Sequence[str] | None, seeds: Sequence[int] | None
+) -> list[str]:
+    out = list(overrides or [])
+    if arms:
+        out.append(f"arms=[{','.join(arms)}]")
+    if seeds:
+        out.append(f"seeds=[{','.join(str(int(s)) for s in seeds)}]")
+    return out
+
+
 @flow(name="sea-pipeline", persist_result=False, log_prints=True)
-def sea_pipeline(overrides: list[str] | None = None, stages: list[str] | None = None) -> dict[str, dict]:
-    """Run the selected stages (default: all that apply) in pipeline order; return their metrics."""
-    cfg = compose(overrides or [])
+def sea_pipeline(
+    overrides: list[str] | None = None,
+    stages: list[str] | None = None,
+    arms: list[str] | None = None,
+    seeds: list[int] | None = None,
+) -> dict[str, dict]:
+    """Run the selected stages (default: all that apply) in pipeline order, the per-arm stages for
+    every seed and arm; return the metrics per stage run (keys: `run_key`)."""
+    cfg = compose(comparison_overrides(overrides, arms, seeds))
     selected = select_stages(cfg, stages)
     plain = to_plain(cfg)
     results: dict[str, dict] = {}
     with tracking.pipeline_run(cfg, selected) as parent:
         for name in selected:
             spec = get_stage(name)
-            results[name] = stage_task.with_options(name=name, tags=list(spec.tags))(
-                name, plain, parent.run_id
-            )
-        parent.log_metrics({f"{s}/{k}": v for s, m in results.items() for k, v in m.items()})
+            tags = list(spec.tags)
+            if not spec.per_arm:
+                results[name] = stage_task.with_options(name=name, tags=tags)(name, plain, parent.run_id)
+                continue
+            for seed in plain["seeds"]:
+                for arm in plain["arms"]:
+                    task_name = tracking.stage_run_name(name, {"arm": arm, "seed": seed})
+                    results[run_key(name, arm, seed)] = stage_task.with_options(name=task_name, tags=tags)(
+                        name, {**plain, "seed": int(seed)}, parent.run_id, arm
+                    )
+        parent.log_metrics({f"{key}/{k}": v for key, m in results.items() for k, v in m.items()})
+        report = Path(plain["paths"]["report"])
+        if "report" in selected and report.is_dir():
+            parent.log_artifact(report, "report")
     return results
 
 
@@ -70,10 +117,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. experiment=tiny")
     parser.add_argument("--stages", help=f"comma-separated subset of: {','.join(STAGE_NAMES)}")
+    parser.add_argument("--arms", help="comma-separated arms (default: the config's `arms`)")
+    parser.add_argument("--seeds", help="comma-separated training seeds (default: the config's `seeds`)")
+    parser.add_argument("--json", action="store_true", help="print every stage run's metrics as JSON")
     args = parser.parse_args(argv)
-    stages = args.stages.split(",") if args.stages else None
-    results = sea_pipeline(overrides=args.overrides, stages=stages)
-    print(json.dumps(results, indent=2, sort_keys=True))
+    split = lambda v: v.split(",") if v else None  # noqa: E731
+    seeds = [int(s) for s in split(args.seeds)] if args.seeds else None
+    results = sea_pipeline(
+        overrides=args.overrides, stages=split(args.stages), arms=split(args.arms), seeds=seeds
+    )
+    if args.json:
+        print(json.dumps(results, indent=2, sort_keys=True))
+    cfg = compose(comparison_overrides(args.overrides, split(args.arms), seeds))
+    table = Path(cfg.paths.report) / "report.md"
+    if "report" in results and table.is_file():
+        print(table.read_text(encoding="utf-8"))
+    else:
+        print(json.dumps(results, indent=2, sort_keys=True))
     return 0
 
 

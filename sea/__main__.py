@@ -14,6 +14,8 @@ USAGE_EPILOG = """\
 overrides use Hydra's syntax: key=value, group=option (e.g. experiment=tiny paths.root=/tmp/run).
 With --params FILE the composed config is read from FILE (DVC's params.yaml) and only key=value
 overrides apply. Every stage writes <paths.metrics>/<stage>.json and logs to MLflow (tracking=none: off).
+Per-arm stages (align, instruct, evaluate) run one training run per arm of `arms` at `seed`
+(--arm picks one) and write <paths.metrics>/<stage>/seed<seed>-<arm>.json.
 """
 
 
@@ -32,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("stage", help="the stage to run (listed below)")
     parser.add_argument("overrides", nargs="*", help="config overrides")
+    parser.add_argument("--arm", help="per-arm stages: run this arm only (default: every arm of `arms`)")
     parser.add_argument("--params", metavar="FILE", help="read the composed config from FILE")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for expected errors")
     return parser
@@ -66,8 +69,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging()
     from sea.runner import execute
 
+    stage = get_stage(args.stage)
+    if args.arm and not stage.per_arm:
+        print(f"sea: stage '{args.stage}' does not run per arm (no --arm)", file=sys.stderr)
+        return 2
     try:
-        metrics = execute(args.stage, cfg)
+        if stage.per_arm:
+            arms = [args.arm] if args.arm else [str(a) for a in cfg.arms]
+            metrics = {arm: execute(args.stage, cfg, arm=arm) for arm in arms}
+        else:
+            metrics = execute(args.stage, cfg)
     except SeaError as err:
         if args.debug:
             raise

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 from omegaconf import DictConfig
 
@@ -18,28 +17,26 @@ from sea.utils.io import atomic_write_json
 log = logging.getLogger(__name__)
 
 
-def metrics_path(cfg: DictConfig, stage: str) -> Path:
-    return Path(cfg.paths.metrics) / f"{stage}.json"
-
-
-def execute(name: str, cfg: DictConfig, parent_run_id: str | None = None) -> dict:
-    """Run stage `name` (skipped when its outputs are finished with this config) and record it.
+def execute(name: str, cfg: DictConfig, parent_run_id: str | None = None, arm: str | None = None) -> dict:
+    """Run stage `name` (for a per-arm stage: the run of `arm` at the config's seed), skipped when its
+    outputs are finished with this config, and record it in its own MLflow child run and metrics file.
 
     Under a multi-process launcher every rank runs the stage; only the main rank tracks it and
     writes its metrics.
     """
     stage = get_stage(name)
     if not process_info().is_main:
-        return stage.run(cfg)
+        return stage.run(cfg, arm)
     params = {key: select(cfg, key) for key in stage.params}
-    with tracking.stage_run(cfg, name, params, parent_run_id) as tracker:
+    run = {"arm": arm, "seed": select(cfg, "seed")} if stage.per_arm else None
+    with tracking.stage_run(cfg, name, params, parent_run_id, run=run) as tracker:
         start = time.perf_counter()
-        skipped = stage.stored_metrics(cfg) is not None
-        metrics = stage.run(cfg)
+        skipped = stage.stored_metrics(cfg, arm) is not None
+        metrics = stage.run(cfg, arm)
         seconds = time.perf_counter() - start
-        path = atomic_write_json(metrics_path(cfg, name), metrics)
+        path = atomic_write_json(stage.metrics_file(cfg, arm), metrics)
         tracker.log_metrics({**metrics, "stage/seconds": seconds})
         tracker.log_artifact(path)
         tracker.set_tags({"sea.skipped": str(skipped).lower()})
-    log.info("%s: %s in %.1f s -> %s", name, "skipped" if skipped else "done", seconds, path)
+    log.info("%s: %s in %.1f s -> %s", tracker.run_name, "skipped" if skipped else "done", seconds, path)
     return metrics

@@ -35,10 +35,16 @@ _METRIC_NAME = re.compile(r"[^\w\-. :/]")
 MAX_PARAM_CHARS = 6000
 
 
+def metric_key(name: str) -> str:
+    """The name MLflow stores a metric under."""
+    return _METRIC_NAME.sub("_", name)
+
+
 class Tracker:
     """The no-op tracker (`tracking=none`); `MlflowTracker` logs for real."""
 
     run_id: str | None = None
+    run_name: str = ""
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None: ...
     def log_params(self, params: Mapping[str, Any]) -> None: ...
@@ -48,16 +54,17 @@ class Tracker:
 
 
 class MlflowTracker(Tracker):
-    def __init__(self, client: Any, run_id: str) -> None:
+    def __init__(self, client: Any, run_id: str, run_name: str = "") -> None:
         self.client = client
         self.run_id = run_id
+        self.run_name = run_name
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         rows = [
-            Metric(_METRIC_NAME.sub("_", key), float(value), now, step or 0)
+            Metric(metric_key(key), float(value), now, step or 0)
             for key, value in metrics.items()
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         ]
@@ -131,12 +138,14 @@ def _git_sha() -> str:
 def _run(cfg: DictConfig, run_name: str, tags: dict[str, str]) -> Iterator[Tracker]:
     """Create a run, yield its tracker, and close it FINISHED or FAILED."""
     if not cfg.tracking.enabled:
-        yield _NO_TRACKING
+        tracker = Tracker()
+        tracker.run_name = run_name
+        yield tracker
         return
     client, experiment_id = _client_and_experiment(cfg)
     tags = {"sea.git_sha": _git_sha(), "sea.config_hash": config_hash(cfg), **tags}
     run = client.create_run(experiment_id, run_name=run_name, tags=tags)
-    tracker = MlflowTracker(client, run.info.run_id)
+    tracker = MlflowTracker(client, run.info.run_id, run_name)
     status = "FAILED"
     try:
         yield tracker
@@ -154,20 +163,33 @@ def pipeline_run(cfg: DictConfig, stages: list[str]) -> Iterator[Tracker]:
         yield tracker
 
 
+def stage_run_name(stage: str, run: Mapping[str, Any] | None = None) -> str:
+    """`align`, or for a per-arm stage `align[sea, seed 0]`."""
+    return f"{stage}[{run['arm']}, seed {run['seed']}]" if run else stage
+
+
 @contextmanager
 def stage_run(
-    cfg: DictConfig, stage: str, params: dict[str, Any], parent_run_id: str | None = None
+    cfg: DictConfig,
+    stage: str,
+    params: dict[str, Any],
+    parent_run_id: str | None = None,
+    run: Mapping[str, Any] | None = None,
 ) -> Iterator[Tracker]:
     """A child run for one stage under `parent_run_id` (or `$SEA_MLFLOW_PARENT_RUN_ID`, or top level).
 
+    `run` ({"arm": ..., "seed": ...}) names the training run of a per-arm stage; it becomes the tags
+    `sea.arm` / `sea.seed`, so the UI can filter and compare the arms (README: comparing arms).
     Logs the stage's own params flattened and the resolved config as `config.yaml`; the stage's
     metrics are logged by the caller. `current()` returns this run's tracker inside the block.
     """
     parent_run_id = parent_run_id or os.environ.get(PARENT_ENV)
     tags = {"sea.kind": "stage", "sea.stage": stage}
+    if run:
+        tags |= {"sea.arm": str(run["arm"]), "sea.seed": str(run["seed"])}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
-    with _run(cfg, stage, tags) as tracker:
+    with _run(cfg, stage_run_name(stage, run), tags) as tracker:
         tracker.log_params(flatten(params))
         tracker.log_text(to_yaml(cfg), "config.yaml")
         token = _current.set(tracker)

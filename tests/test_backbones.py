@@ -69,12 +69,26 @@ def _non_timing(metrics: dict) -> dict:
 
 def test_metrics_present_and_finite(trained):
     cfg, metrics = trained
-    for key in ("clip/zeroshot_color_acc", "clip/zeroshot_shape_acc", "clip/zeroshot_object_acc",
-                "clip/chance_object_acc", "clip/chance_color_acc", "clip/chance_shape_acc",
-                "clip/retrieval_top1",
-                "clip/shape_swap_acc", "clip/color_swap_acc", "clip/final_loss", "clip/first_loss",
-                "clip/train_seconds", "lm/val_ppl", "lm/vocab_size", "lm/final_loss", "lm/first_loss",
-                "lm/train_seconds", "seconds"):
+    for key in (
+        "clip/zeroshot_color_acc",
+        "clip/zeroshot_shape_acc",
+        "clip/zeroshot_object_acc",
+        "clip/chance_object_acc",
+        "clip/chance_color_acc",
+        "clip/chance_shape_acc",
+        "clip/retrieval_top1",
+        "clip/shape_swap_acc",
+        "clip/color_swap_acc",
+        "clip/final_loss",
+        "clip/first_loss",
+        "clip/train_seconds",
+        "lm/val_ppl",
+        "lm/vocab_size",
+        "lm/final_loss",
+        "lm/first_loss",
+        "lm/train_seconds",
+        "seconds",
+    ):
         assert key in metrics, key
     for key, value in metrics.items():
         assert isinstance(value, float) and math.isfinite(value), (key, value)
@@ -114,9 +128,19 @@ def test_clip_loads_through_open_clip_and_matches(trained, world):
     images = read_split(world, "eval")
     pixels, masks = load_arrays(images)
     vocab = read_vocabulary(world)
-    again = evaluate_clip(model, preprocess, tokenizer, images, pixels, masks, vocab.colors, vocab.shapes,
-                          list(cfg.backbones.clip.eval_templates), int(cfg.seed),
-                          int(cfg.backbones.clip.eval_swap_negatives))
+    again = evaluate_clip(
+        model,
+        preprocess,
+        tokenizer,
+        images,
+        pixels,
+        masks,
+        vocab.colors,
+        vocab.shapes,
+        list(cfg.backbones.clip.eval_templates),
+        int(cfg.seed),
+        int(cfg.backbones.clip.eval_swap_negatives),
+    )
     for key, value in again.items():
         assert value == pytest.approx(metrics[f"clip/{key}"], abs=1e-9), key
 
@@ -184,9 +208,13 @@ def test_deterministic_for_a_seed(trained, world, tmp_path):
     cfg1, m1 = trained
     cfg2, m2 = _run(tmp_path / "run2", world)
     assert _non_timing(m1) == _non_timing(m2)
-    for a, b in ((cfg1.model.vision.pretrained, cfg2.model.vision.pretrained),
-                 (Path(cfg1.model.llm.name_or_path) / "model.safetensors",
-                  Path(cfg2.model.llm.name_or_path) / "model.safetensors")):
+    for a, b in (
+        (cfg1.model.vision.pretrained, cfg2.model.vision.pretrained),
+        (
+            Path(cfg1.model.llm.name_or_path) / "model.safetensors",
+            Path(cfg2.model.llm.name_or_path) / "model.safetensors",
+        ),
+    ):
         wa, wb = load_file(a), load_file(b)
         assert wa.keys() == wb.keys()
         # Bitwise: every op on the training path has a deterministic CPU kernel for a fixed thread count

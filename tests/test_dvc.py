@@ -20,28 +20,50 @@ REPO = Path(__file__).resolve().parent.parent
 DVC_YAML = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 
 
+ITEM = {"item.seed": "0", "item.arm": "sea"}  # one training run, to resolve the matrix stages' templates
+
+
+def resolve(entry: str, cfg) -> str:
+    return re.sub(
+        r"\$\{([^}]+)\}", lambda m: ITEM.get(m.group(1)) or str(OmegaConf.select(cfg, m.group(1))), entry
+    )
+
+
 def test_dvc_stages_match_the_registry():
+    cfg = compose([])
     assert list(DVC_YAML) == list(STAGE_NAMES)
     for name, spec in DVC_YAML.items():
         stage = get_stage(name)
-        assert spec["cmd"] == f"python -m sea {name} --params params.yaml"
+        arm = "sea" if stage.per_arm else None
+        if stage.per_arm:
+            assert spec["matrix"] == {"seed": "${seeds}", "arm": "${arms}"}, name
+            assert (
+                spec["cmd"]
+                == f"python -m sea {name} --arm ${{item.arm}} --params params.yaml seed=${{item.seed}}"
+            )
+        else:
+            assert "matrix" not in spec and "foreach" not in spec, name
+            assert spec["cmd"] == f"python -m sea {name} --params params.yaml"
         assert spec["params"] == list(stage.params), name
-        assert spec["outs"] == [f"${{{stage.out}}}"], name
-        assert list(spec["metrics"][0]) == [f"${{paths.metrics}}/{name}.json"]
+        [out] = spec["outs"]
+        assert out.startswith(f"${{{stage.out}}}"), name
+        assert resolve(out, cfg) == str(stage.out_dir(cfg, arm)), name
+        [metrics] = [list(m) for m in spec["metrics"]]
+        assert [resolve(m, cfg) for m in metrics] == [str(stage.metrics_file(cfg, arm))], name
         assert f"sea/stages/{name}.py" in spec["deps"]
 
 
 def test_dvc_dag_order_matches_the_registry():
     """Each stage's deps are produced by stages that come earlier in STAGE_NAMES."""
     cfg = compose([])
-
-    def resolve(entry: str) -> str:
-        return re.sub(r"\$\{([^}]+)\}", lambda m: str(OmegaConf.select(cfg, m.group(1))), entry)
-
-    outs = {name: resolve(spec["outs"][0]) for name, spec in DVC_YAML.items()}
+    outs = {name: resolve(spec["outs"][0], cfg) for name, spec in DVC_YAML.items()}
     for i, (name, spec) in enumerate(DVC_YAML.items()):
-        for dep in map(resolve, spec.get("deps", [])):
-            producers = [s for s, out in outs.items() if dep == out or dep.startswith(out + "/")]
+        for dep in (resolve(d, cfg) for d in spec.get("deps", [])):
+            producers = [
+                s
+                for s, out in outs.items()
+                if dep == out or dep.startswith(out + "/") or out.startswith(dep + "/")
+            ]
             for producer in producers:
                 assert STAGE_NAMES.index(producer) < i, f"{name} depends on later stage {producer}"
 

@@ -1,15 +1,18 @@
-"""The Prefect flow on the tiny config: one MLflow parent run and one child run per stage."""
+"""Acceptance: the Prefect flow runs the whole pipeline on the tiny experiment, both arms: one MLflow
+parent run, one child per stage and training run, finite metrics everywhere, the report written and
+logged; a second run skips every stage."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from sea.stages import STAGE_NAMES
-from sea.tracking import tracking_uri
+from sea.stages import STAGE_NAMES, get_stage
+from sea.tracking import metric_key, stage_run_name, tracking_uri
 
 
 @pytest.fixture(scope="module")
@@ -28,38 +31,74 @@ def runs_by_kind(client: MlflowClient, experiment: str) -> tuple[list, list]:
     return parents, children
 
 
-def test_flow_logs_one_parent_and_one_child_per_stage(prefect_server, tiny_overrides, tiny_cfg):
-    from flows.pipeline import sea_pipeline
+def expected_runs(cfg) -> dict[str, tuple[str, str | None]]:
+    """Run name -> (stage, arm) for every stage run of one pipeline run."""
+    out = {}
+    for name in STAGE_NAMES:
+        if get_stage(name).per_arm:
+            for arm in cfg.arms:
+                out[stage_run_name(name, {"arm": arm, "seed": cfg.seed})] = (name, arm)
+        else:
+            out[name] = (name, None)
+    return out
 
-    results = sea_pipeline(overrides=tiny_overrides)
-    assert list(results) == list(STAGE_NAMES)
+
+def test_flow_runs_every_stage_and_arm_under_one_parent(prefect_server, tiny_overrides, tiny_cfg, capsys):
+    from flows.pipeline import main, run_key
+
+    assert main(tiny_overrides) == 0
+    printed = capsys.readouterr().out
+    assert "| benchmark |" in printed and "average relative gain" in printed, (
+        "the comparison table is printed"
+    )
 
     client = MlflowClient(tracking_uri=tracking_uri(tiny_cfg))
     parents, children = runs_by_kind(client, tiny_cfg.tracking.experiment)
     assert len(parents) == 1
     parent = parents[0]
     assert parent.info.status == "FINISHED"
-    assert sorted(r.info.run_name for r in children) == sorted(STAGE_NAMES)
+    expected = expected_runs(tiny_cfg)
+    assert sorted(r.info.run_name for r in children) == sorted(expected)
     for child in children:
+        stage, arm = expected[child.info.run_name]
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert child.info.status == "FINISHED"
-        stage = child.info.run_name
-        stored = json.loads((Path(tiny_cfg.paths.metrics) / f"{stage}.json").read_text())
-        logged = child.data.metrics
+        assert child.data.tags["sea.stage"] == stage and child.data.tags.get("sea.arm") == arm
+        stored = json.loads(get_stage(stage).metrics_file(tiny_cfg, arm).read_text())
+        assert stored, f"{child.info.run_name}: no metrics"
         for key, value in stored.items():
-            assert logged[key] == pytest.approx(value), (stage, key)
+            assert math.isfinite(value), (child.info.run_name, key)
+            assert child.data.metrics[metric_key(key)] == pytest.approx(value), (child.info.run_name, key)
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
-        assert {"config.yaml", f"{stage}.json"} <= artifacts
+        assert "config.yaml" in artifacts
+    for arm in tiny_cfg.arms:  # per-step curves of both training stages, per arm
+        run = next(c for c in children if c.info.run_name == stage_run_name("align", {"arm": arm, "seed": 0}))
+        history = client.get_metric_history(run.info.run_id, "train/loss")
+        assert len(history) == run.data.metrics["steps"] > 1
+        names = set(run.data.metrics)
+        assert {"train/lr", "train/loss_lm"} <= names
+        assert ("train/loss_sea" in names) == (arm == "sea") and ("train/sea/logit_scale" in names) == (
+            arm == "sea"
+        )
+
+    report = Path(tiny_cfg.paths.report)
+    assert (report / "report.md").is_file() and (report / "benchmarks.png").is_file()
+    assert {"report/report.md", "report/benchmarks.png"} <= {
+        a.path for a in client.list_artifacts(parent.info.run_id, "report")
+    }
+    key = run_key("evaluate", "sea", 0)
+    assert parent.data.metrics[f"{key}/pope/f1"] == pytest.approx(
+        json.loads(get_stage("evaluate").metrics_file(tiny_cfg, "sea").read_text())["pope/f1"]
+    )
     assert parent.data.params["data.world.n_pretrain"] == str(tiny_cfg.data.world.n_pretrain)
 
-    # A second run finds every stage finished with the same config and skips it.
-    again = sea_pipeline(overrides=tiny_overrides)
-    assert again == results
+    # A second run finds every stage run finished with the same config and skips it.
+    assert main(tiny_overrides) == 0
     parents, children = runs_by_kind(client, tiny_cfg.tracking.experiment)
     assert len(parents) == 2
     newest = max(parents, key=lambda r: r.info.start_time).info.run_id
     second = [c for c in children if c.data.tags["mlflow.parentRunId"] == newest]
-    assert sorted(c.data.tags["sea.skipped"] for c in second) == ["true"] * len(STAGE_NAMES)
+    assert sorted(c.data.tags["sea.skipped"] for c in second) == ["true"] * len(expected)
 
 
 def test_unknown_stage_subset_is_refused(tiny_cfg):

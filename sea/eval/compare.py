@@ -100,7 +100,9 @@ LABEL_QUALITY = {
 
 def instance_dir(root: str | Path, seed: int, arm: str) -> Path:
     """`<root>/seed<seed>/<arm>` (the layout of `sea.stages.base.instance_subdir`)."""
-    return Path(root) / f"seed{int(seed)}" / arm
+    from sea.stages.base import instance_subdir
+
+    return Path(root) / instance_subdir(seed, arm)
 
 
 def load_scores(root: str | Path, seeds: Sequence[int], arms: Sequence[str]) -> dict[int, dict[str, dict]]:

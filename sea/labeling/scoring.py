@@ -73,7 +73,7 @@ class BackgroundFilter:
         if self.mode == "margin":
             return f"margin_{self.margin:g}"
         if self.mode == "word":
-            return "word_" + "+".join(self.words)
+            return "word_" + "-".join(self.words)
         if self.mode == "mean_sim":
             return f"mean_sim_{self.threshold:g}"
         return "none"

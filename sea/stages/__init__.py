@@ -8,7 +8,16 @@ from sea.stages.base import Stage
 
 # Pipeline order. Each name is a module `sea.stages.<name>` exposing `STAGE` (and `run = STAGE.run`).
 # Stage modules keep heavy imports (torch, open_clip, ...) inside functions so `--help` stays fast.
-STAGE_NAMES: tuple[str, ...] = ("world", "prepare")
+STAGE_NAMES: tuple[str, ...] = (
+    "world",
+    "backbones",
+    "prepare",
+    "label",
+    "align",
+    "instruct",
+    "evaluate",
+    "report",
+)
 
 
 def get_stage(name: str) -> Stage:

@@ -1,21 +1,21 @@
-"""`align`: stage 1 (feature alignment), one adapter per arm.
+"""`align`: stage 1 (feature alignment): the adapter of one training run (arm, seed).
 
 The vision tower and the LLM are frozen; the adapter (and, for SEA, the logit scale 1/tau) trains on
-the pretraining captions with the `plain` template. Loss: L_g + lambda * L_a (sea-method.md Eq. 13), with
-L_a the SEA token-level contrastive loss on the stored patch labels (`sea.training.sea_loss`). Arms
-(`align.arms`, settings merged from `align.arm_overrides.<arm>`): `sea` (lambda = align.sea.weight > 0)
-and `baseline` (lambda = 0: plain LLaVA stage 1, no labels read). Every arm starts from the same seed,
-so both get the same adapter initialisation and the same batches in the same order.
+the pretraining captions with the `plain` template. Loss: L_g + lambda * L_a (sea-method.md Eq. 13),
+with L_a the SEA token-level contrastive loss on the stored patch labels (`sea.training.sea_loss`).
+The stage runs once per arm of `arms` and seed (settings merged from `align.arm_overrides.<arm>`):
+`sea` (lambda = align.sea.weight > 0) and `baseline` (lambda = 0: plain LLaVA stage 1, no labels
+read). Arms with the same seed get the same adapter initialisation and the same batches in order.
 
 Reads `<paths.prepared>/manifests/pretrain.jsonl` (samples of `data.pretrain.json`, images under
 `data.pretrain.image_folder`) and, for arms with lambda > 0, the labels in `align.labels` (checked
-against the vision tower's grid and preprocessing). Writes per arm `<paths.align>/<arm>/`:
+against the vision tower's grid and preprocessing). Writes `<paths.align>/seed<seed>/<arm>/`:
 `adapter.safetensors` (LLaVA key names `mm_projector.*`), `train_log.jsonl` (one row per step) and
-`metrics.json`. Checkpoints (`align.checkpoint`) live in `<align.checkpoint.dir>/<arm>/` until the stage
-has finished; a re-run resumes from them.
+`metrics.json`. Checkpoints (`align.checkpoint`) live in `<align.checkpoint.dir>/seed<seed>/<arm>/`
+until the run has finished; a re-run resumes from them.
 
-Metrics: `<arm>/loss`, `<arm>/loss_lm`, (`<arm>/loss_sea`, `<arm>/sea/logit_scale`, ...), `<arm>/steps`,
-`<arm>/seconds`, `<arm>/resumed_from`.
+Metrics: `loss`, `loss_lm`, (`loss_sea`, `final_logit_scale`, ...), `steps`, `seconds`,
+`resumed_from`; per step in MLflow: `train/<name>`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from sea.errors import SeaError
-from sea.stages.base import Stage, select, select_or
+from sea.stages.base import Stage, instance_subdir, select, select_or
 
 log = logging.getLogger(__name__)
 
@@ -126,13 +126,7 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
         "processes": proc.world_size,
         "mixed_precision": hw["mixed_precision"],
     }
-    folder = ArmFolder(_checkpoint_dir(cfg), arm, fingerprint)
-    done = folder.finished()
-    if done is not None:
-        log.info("align[%s]: finished in an earlier run with this config (%s), reused", arm, folder.root)
-        if proc.is_main:
-            folder.copy_finished(out)
-        return done
+    folder = ArmFolder(_checkpoint_dir(cfg), instance_subdir(seed, arm), fingerprint)
 
     # ---- model: frozen tower and LLM, trainable adapter (+ logit scale) ----------------------------
     seed_everything(seed)  # same adapter initialisation in every arm
@@ -213,8 +207,7 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
             metrics["final_logit_scale"] = float(sea_loss.scale().detach())
         if folder.log_file.is_file():
             (out / LOG_FILE).write_bytes(folder.log_file.read_bytes())
-        write_json(out / "metrics.json", {"arm": arm, "lambda": sea.weight, **metrics})
-        folder.store_finished(out, metrics)
+        write_json(out / "metrics.json", {"arm": arm, "seed": seed, "lambda": sea.weight, **metrics})
     accelerator.wait_for_everyone()
     del accelerator, module, mllm
     if torch.cuda.is_available():
@@ -222,28 +215,23 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
     return metrics
 
 
-def build(cfg: DictConfig, out: Path) -> dict:
-    """Train every arm of `align.arms` into `out/<arm>/`. Under several processes every rank trains
-    (data parallel) and only the main one writes."""
-    from sea.training.arms import arm_names
+def build(cfg: DictConfig, out: Path, arm: str) -> dict:
+    """Train the adapter of `arm` at the config's seed into `out`. Under several processes every rank
+    trains (data parallel) and only the main one writes."""
     from sea.utils.dist import process_info
 
-    arms = arm_names(select(cfg, "align"), "align")
     proc = process_info(cpu=hardware(cfg)["device"] == "cpu")
-    metrics: dict[str, Any] = {}
-    for arm in arms:
-        arm_metrics = train_arm(cfg, arm, out / arm, proc)
-        metrics |= {f"{arm}/{k}": v for k, v in arm_metrics.items()}
-    if proc.is_main:  # every arm is in `out` now: the resume state is no longer needed
-        for arm in arms:
-            shutil.rmtree(_checkpoint_dir(cfg) / arm, ignore_errors=True)
-        _remove_if_empty(_checkpoint_dir(cfg))
+    metrics = train_arm(cfg, arm, out, proc)
+    if proc.is_main:  # the arm is in `out` now: its resume state is no longer needed
+        remove_checkpoints(_checkpoint_dir(cfg), instance_subdir(select(cfg, "seed"), arm))
     return metrics
 
 
-def _remove_if_empty(path: Path) -> None:
-    """Remove `path`, then its parent (the shared `checkpoints/` folder), while they are empty."""
-    for folder in (path, path.parent):
+def remove_checkpoints(root: Path, instance: str) -> None:
+    """Remove `<root>/<instance>`, then its parents up to `root`'s parent while they are empty."""
+    path = root / instance
+    shutil.rmtree(path, ignore_errors=True)
+    for folder in [*path.parents][: len(Path(instance).parts) + 1]:
         try:
             folder.rmdir()
         except OSError:
@@ -259,10 +247,8 @@ STAGE = Stage(
     name="align",
     help="stage 1: train the adapter per arm (LM loss + lambda x SEA loss; baseline lambda = 0)",
     params=(
-        "seed",
         "model",
         "data.pretrain",
-        "align.arms",
         "align.arm_overrides",
         "align.template",
         "align.image_aspect_ratio",
@@ -273,5 +259,6 @@ STAGE = Stage(
     build=build,
     deps=("paths.prepared", "align.labels", "paths.backbones"),
     tags=("gpu",),
+    per_arm=True,
 )
 run = STAGE.run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shutil
@@ -12,6 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from sea.errors import SeaError
 from sea.utils.dist import ProcessInfo, process_info
 from sea.utils.io import atomic_dir, read_json, replace_dir, sha256_bytes, write_json
 
@@ -59,70 +61,111 @@ class Stage:
 
     `params` are the dotted config keys the stage depends on (the `params:` of its `dvc.yaml`
     stage); `deps` the keys of input paths; `out` the key of its output folder.
+
+    A `per_arm` stage (the training and evaluation stages) runs once per training run: one arm of
+    `arms` at the config's `seed`. It builds with `build(cfg, out, arm)` into
+    `<out>/seed<seed>/<arm>` (`instance_subdir`), and the deps listed in `arm_deps` are read at the
+    same subfolder (the matching run of an earlier per-arm stage).
     """
 
     name: str
     help: str
     params: tuple[str, ...]
     out: str
-    build: Callable[[DictConfig, Path], dict]
+    build: Callable[..., dict]
     deps: tuple[str, ...] = ()
     # Prefect task tags, e.g. ("gpu",) so a work pool or concurrency limit can route the stage.
     tags: tuple[str, ...] = ()
+    per_arm: bool = False
+    arm_deps: tuple[str, ...] = ()
 
-    def out_dir(self, cfg: DictConfig) -> Path:
-        return Path(select(cfg, self.out))
+    def instance(self, cfg: DictConfig, arm: str | None) -> str | None:
+        """`seed<seed>/<arm>` for a per-arm stage (None otherwise); a clear error for a wrong arm."""
+        if not self.per_arm:
+            if arm is not None:
+                raise SeaError(f"stage '{self.name}' does not run per arm (got arm '{arm}')")
+            return None
+        arms = [str(a) for a in select(cfg, "arms")]
+        if arm is None:
+            raise SeaError(f"stage '{self.name}' runs once per arm: name one of {arms}")
+        if arm not in arms:
+            raise SeaError(f"arm '{arm}' is not in arms {arms}")
+        return instance_subdir(select(cfg, "seed"), arm)
 
-    def dep_paths(self, cfg: DictConfig) -> list[Path]:
+    def out_dir(self, cfg: DictConfig, arm: str | None = None) -> Path:
+        sub = self.instance(cfg, arm)
+        root = Path(select(cfg, self.out))
+        return root / sub if sub else root
+
+    def metrics_file(self, cfg: DictConfig, arm: str | None = None) -> Path:
+        """`<paths.metrics>/<stage>.json`, per arm `<paths.metrics>/<stage>/seed<seed>-<arm>.json`."""
+        sub = self.instance(cfg, arm)
+        root = Path(select(cfg, "paths.metrics"))
+        return root / self.name / f"{sub.replace('/', '-')}.json" if sub else root / f"{self.name}.json"
+
+    def dep_paths(self, cfg: DictConfig, arm: str | None = None) -> list[Path]:
+        sub = self.instance(cfg, arm)
         paths = []
         for key in self.deps:
             value = select(cfg, key)
-            values = value.values() if isinstance(value, dict) else [value]
+            if isinstance(value, dict):
+                values = [value.get(arm)] if key in self.arm_deps else list(value.values())
+            elif key in self.arm_deps and value is not None:
+                values = [Path(value) / sub]
+            else:
+                values = [value]
             paths += [Path(v) for v in values if v is not None]
         return paths
 
-    def config_hash(self, cfg: DictConfig) -> str:
+    def config_hash(self, cfg: DictConfig, arm: str | None = None) -> str:
         record = {
             "stage": self.name,
             "params": {key: select(cfg, key) for key in self.params},
-            "deps": {str(p): _fingerprint(p) for p in self.dep_paths(cfg)},
+            "deps": {str(p): _fingerprint(p) for p in self.dep_paths(cfg, arm)},
         }
+        if self.per_arm:
+            record["instance"] = self.instance(cfg, arm)
         return sha256_bytes(json.dumps(record, sort_keys=True, default=str).encode())[:16]
 
-    def stored_metrics(self, cfg: DictConfig) -> dict | None:
+    def stored_metrics(self, cfg: DictConfig, arm: str | None = None) -> dict | None:
         """The metrics of a finished run with the same config hash, or None."""
-        marker = self.out_dir(cfg) / SUCCESS
+        marker = self.out_dir(cfg, arm) / SUCCESS
         if not marker.is_file():
             return None
         done = read_json(marker)
-        return done["metrics"] if done.get("config_hash") == self.config_hash(cfg) else None
+        return done["metrics"] if done.get("config_hash") == self.config_hash(cfg, arm) else None
 
-    def run(self, cfg: DictConfig) -> dict:
-        stored = self.stored_metrics(cfg)
+    def run(self, cfg: DictConfig, arm: str | None = None) -> dict:
+        stored = self.stored_metrics(cfg, arm)
         if stored is not None:
             log.info(
-                "%s: finished outputs with the same config hash in %s, skipped", self.name, self.out_dir(cfg)
+                "%s: finished outputs with the same config hash in %s, skipped",
+                self.name,
+                self.out_dir(cfg, arm),
             )
             return stored
-        config_hash = self.config_hash(cfg)
+        config_hash = self.config_hash(cfg, arm)
+        build = functools.partial(self.build, arm=arm) if self.per_arm else self.build
+        final = self.out_dir(cfg, arm)
         proc = process_info()
         if proc.world_size > 1:
-            return self._run_ranks(cfg, config_hash, proc)
-        with atomic_dir(self.out_dir(cfg)) as tmp:
-            metrics = self.build(cfg, tmp)
+            return self._run_ranks(cfg, build, final, config_hash, proc)
+        with atomic_dir(final) as tmp:
+            metrics = build(cfg, tmp)
             write_json(tmp / SUCCESS, {"stage": self.name, "config_hash": config_hash, "metrics": metrics})
         return metrics
 
-    def _run_ranks(self, cfg: DictConfig, config_hash: str, proc: ProcessInfo) -> dict:
+    def _run_ranks(
+        self, cfg: DictConfig, build: Callable[..., dict], final: Path, config_hash: str, proc: ProcessInfo
+    ) -> dict:
         """Every rank builds into one shared temp folder (each writing its own shard); the main rank
         writes the marker and renames the folder into place once all ranks are done."""
-        final = self.out_dir(cfg)
         tmp = final.parent / f".{final.name}.tmp-{config_hash}"
         if proc.is_main:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         proc.barrier()
-        metrics = self.build(cfg, tmp)
+        metrics = build(cfg, tmp)
         proc.barrier()
         if proc.is_main:
             write_json(tmp / SUCCESS, {"stage": self.name, "config_hash": config_hash, "metrics": metrics})

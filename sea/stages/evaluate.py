@@ -1,14 +1,16 @@
-"""`evaluate`: every model of `eval.models` on LLaVA-1.5's benchmarks, plus alignment diagnostics.
+"""`evaluate`: the model of one training run (arm, seed) on LLaVA-1.5's benchmarks, plus alignment
+diagnostics.
 
-Outputs under `paths.evaluate`:
+The model is `<eval.models>/seed<seed>/<arm>` (the `instruct` stage's output), or `eval.models.<arm>`
+when `eval.models` maps arms to folders. Outputs under `<paths.evaluate>/seed<seed>/<arm>/`:
 
-- `answers/<arm>/<benchmark>.jsonl`: LLaVA answer files (LLaVA's own scripts can score them);
-- `scores.json`: per arm, per benchmark the scorer's full result, and the diagnostics;
-- `table.md`: one row per metric, one column per arm (also logged to the tracker);
-- `diagnostics/<arm>_nearest_words.txt`: decoded word grids of a few images.
+- `answers/<benchmark>.jsonl`: LLaVA answer files (LLaVA's own scripts can score them);
+- `scores.json`: per benchmark the scorer's full result, and the diagnostics;
+- `table.md`: one row per metric (also logged to the tracker);
+- `diagnostics/nearest_words.txt`: decoded word grids of a few images.
 
-Metrics: `<arm>/<benchmark>/<metric>` (POPE per split: `<arm>/pope_<split>/<metric>`), rates in percent,
-MME in points; `<arm>/diagnostics/<name>`.
+Metrics: `<benchmark>/<metric>` (POPE per split: `pope_<split>/<metric>`), rates in percent, MME in
+points; `diagnostics/<name>`. The `report` stage compares the arms over the seeds.
 """
 
 from __future__ import annotations
@@ -21,17 +23,9 @@ from typing import Any
 from omegaconf import DictConfig
 
 from sea.errors import SeaError
-from sea.stages.base import Stage, select
+from sea.stages.base import Stage, instance_subdir, select, select_or
 
 log = logging.getLogger(__name__)
-
-
-def _select_or(cfg: DictConfig, key: str, default: Any = None) -> Any:
-    try:
-        value = select(cfg, key)
-    except KeyError:
-        return default
-    return default if value is None else value
 
 
 def _device(ecfg: dict[str, Any]) -> str:
@@ -48,11 +42,26 @@ def _device(ecfg: dict[str, Any]) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _shard_dir(cfg: DictConfig, ecfg: dict[str, Any]) -> Path:
+def _shard_dir(cfg: DictConfig, ecfg: dict[str, Any], instance: str) -> Path:
     if ecfg.get("shard_dir"):
-        return Path(ecfg["shard_dir"])
-    final = Path(select(cfg, "paths.evaluate"))
+        return Path(ecfg["shard_dir"]) / instance
+    final = Path(select(cfg, "paths.evaluate")) / instance
     return final.parent / f".{final.name}.shards"
+
+
+def model_folder(models: Any, instance: str, arm: str) -> Path:
+    """The saved SeaMLLM to evaluate for this run (see the module docstring)."""
+    if not models:
+        raise SeaError("eval.models is empty: set it to the instruct stage's folder or map arms to models")
+    if isinstance(models, dict):
+        if arm not in models:
+            raise SeaError(f"eval.models has no model for arm '{arm}' (it maps {sorted(models)})")
+        folder = Path(models[arm])
+    else:
+        folder = Path(models) / instance
+    if not (folder / "sea_mllm.json").is_file():
+        raise SeaError(f"{folder} is not a saved SeaMLLM folder (no sea_mllm.json); run `instruct` first")
+    return folder
 
 
 def diagnostic_inputs(
@@ -94,7 +103,7 @@ def diagnostic_inputs(
     return pixels, captions, rows, words
 
 
-def build(cfg: DictConfig, out: Path) -> dict:
+def build(cfg: DictConfig, out: Path, arm: str) -> dict:
     import torch
 
     from sea import tracking
@@ -105,79 +114,67 @@ def build(cfg: DictConfig, out: Path) -> dict:
     from sea.utils.io import write_json
 
     ecfg = select(cfg, "eval")
-    models = ecfg.get("models") or {}
-    if not models:
-        raise SeaError(
-            "eval.models is empty: map each arm to a saved SeaMLLM folder, e.g. eval.models.sea=DIR"
-        )
-    specs = benchmark_specs(ecfg, _select_or(cfg, "data.eval_sets", {}))
-    template = ecfg.get("template") or _select_or(cfg, "model.llm.template", "vicuna_v1")
+    instance = instance_subdir(select(cfg, "seed"), arm)
+    folder = model_folder(ecfg.get("models"), instance, arm)
+    specs = benchmark_specs(ecfg, select_or(cfg, "data.eval_sets", {}))
+    template = ecfg.get("template") or select_or(cfg, "model.llm.template", "vicuna_v1")
     aspect = str(ecfg.get("image_aspect_ratio") or "pad")
     dcfg = ecfg.get("diagnostics") or {}
+    batch_size = int(ecfg.get("batch_size", 16))
     proc = process_info()
-    device = _device(ecfg)
+    model = SeaMLLM.load(folder, device=_device(ecfg), torch_dtype=ecfg.get("dtype"))
+    model.eval()
+    generator = AnswerGenerator(model, template, aspect)
     scores: dict[str, Any] = {}
-    columns: dict[str, dict[str, float]] = {}
-    metrics: dict[str, float] = {}
-    for arm, folder in models.items():
-        if not Path(folder, "sea_mllm.json").is_file():
-            raise SeaError(f"eval.models.{arm}: {folder} is not a saved SeaMLLM folder (no sea_mllm.json)")
-        model = SeaMLLM.load(folder, device=device, torch_dtype=ecfg.get("dtype"))
-        model.eval()
-        generator = AnswerGenerator(model, template, aspect)
-        arm_scores: dict[str, Any] = {}
-        for spec in specs:
-            path = out / "answers" / arm / f"{spec.name}.jsonl"
-            timing = run_benchmark(
-                generator,
-                spec,
-                path,
-                model_id=arm,
-                batch_size=int(ecfg.get("batch_size", 16)),
-                max_new_tokens=int(ecfg.get("max_new_tokens", 16)),
-                sort_by_length=bool(ecfg.get("sort_by_length", True)),
-                proc=proc,
-                shard_dir=_shard_dir(cfg, ecfg) if proc.world_size > 1 else None,
+    for spec in specs:
+        path = out / "answers" / f"{spec.name}.jsonl"
+        timing = run_benchmark(
+            generator,
+            spec,
+            path,
+            model_id=f"{arm}-seed{select(cfg, 'seed')}",
+            batch_size=batch_size,
+            max_new_tokens=int(ecfg.get("max_new_tokens", 16)),
+            sort_by_length=bool(ecfg.get("sort_by_length", True)),
+            proc=proc,
+            shard_dir=_shard_dir(cfg, ecfg, instance) if proc.world_size > 1 else None,
+        )
+        if proc.is_main:
+            scores[spec.name] = score_benchmark(spec, path, ecfg.get("allow_missing"))
+            scores[spec.name]["seconds"] = timing["seconds"]
+    metrics = flat_metrics(scores)
+    if proc.is_main and dcfg.get("enabled", True):
+        inputs = diagnostic_inputs(model, dcfg, aspect)
+        if inputs is not None:
+            pixels, captions, rows, words = inputs
+            diag, dump = run_diagnostics(
+                model,
+                pixels,
+                words,
+                captions,
+                rows,
+                batch_size=batch_size,
+                tacs_k=int(dcfg.get("tacs_k", 10)),
+                examples=int(dcfg.get("examples", 4)),
             )
-            if proc.is_main:
-                arm_scores[spec.name] = score_benchmark(spec, path, ecfg.get("allow_missing"))
-                arm_scores[spec.name]["seconds"] = timing["seconds"]
-        arm_metrics = flat_metrics(arm_scores)
-        if proc.is_main and dcfg.get("enabled", True):
-            inputs = diagnostic_inputs(model, dcfg, aspect)
-            if inputs is not None:
-                pixels, captions, rows, words = inputs
-                diag, dump = run_diagnostics(
-                    model,
-                    pixels,
-                    words,
-                    captions,
-                    rows,
-                    batch_size=int(ecfg.get("batch_size", 16)),
-                    tacs_k=int(dcfg.get("tacs_k", 10)),
-                    examples=int(dcfg.get("examples", 4)),
-                )
-                arm_scores["diagnostics"] = {"metrics": diag, "words": len(words), "images": len(pixels)}
-                arm_metrics |= {metric_name("diagnostics", *k.split("/")): v for k, v in diag.items()}
-                (out / "diagnostics").mkdir(exist_ok=True)
-                (out / "diagnostics" / f"{arm}_nearest_words.txt").write_text(dump + "\n", encoding="utf-8")
-        scores[arm] = arm_scores
-        columns[arm] = arm_metrics
-        metrics |= {metric_name(arm, *k.split("/")): v for k, v in arm_metrics.items()}
-        del model, generator
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+            scores["diagnostics"] = {"metrics": diag, "words": len(words), "images": len(pixels)}
+            metrics |= {metric_name("diagnostics", *k.split("/")): v for k, v in diag.items()}
+            (out / "diagnostics").mkdir(exist_ok=True)
+            (out / "diagnostics" / "nearest_words.txt").write_text(dump + "\n", encoding="utf-8")
+    del model, generator
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
     if not proc.is_main:
         return {}
     write_json(out / "scores.json", scores)
-    table = markdown_table(columns)
+    table = markdown_table({f"{arm} (seed {select(cfg, 'seed')})": metrics})
     (out / "table.md").write_text(table + "\n", encoding="utf-8")
     tracker = tracking.current()
     tracker.log_text(table, "evaluate/table.md")
     tracker.log_text(json.dumps(scores, indent=2, sort_keys=True), "evaluate/scores.json")
     if (out / "answers").is_dir():
         tracker.log_artifact(out / "answers", "evaluate/answers")
-    log.info("evaluate:\n%s", table)
+    log.info("evaluate %s:\n%s", instance, table)
     return metrics
 
 
@@ -189,5 +186,7 @@ STAGE = Stage(
     build=build,
     deps=("eval.models", "eval.diagnostics.wordlist", "eval.diagnostics.ground_truth"),
     tags=("gpu",),
+    per_arm=True,
+    arm_deps=("eval.models",),
 )
 run = STAGE.run

@@ -1,13 +1,14 @@
-"""`instruct`: stage 2 (LLaVA-1.5 visual instruction tuning), one model per arm.
+"""`instruct`: stage 2 (LLaVA-1.5 visual instruction tuning): the model of one training run (arm, seed).
 
-Starts from the arm's stage-1 adapter (`<instruct.adapters>/<arm>/adapter.safetensors`) and trains on the
+Starts from the run's stage-1 adapter (`<instruct.adapters>/seed<seed>/<arm>/adapter.safetensors`) and
+trains on the
 instruction data (`data.instruct`, mix665K format, text-only samples included) with the LLM's
 conversation template (`instruct.template`, vicuna_v1 for Vicuna). What trains (`instruct.tune`):
 the LLM (`full`, `lora` via peft with LLaVA's recipe in `instruct=lora`, or `frozen`), the adapter
 (own lr optional), and optionally the vision tower with its own lr. No SEA loss here (the paper uses it
 in stage 1 only).
 
-Writes per arm `<paths.instruct>/<arm>/`: the model (`SeaMLLM.save_pretrained`: loadable with
+Writes `<paths.instruct>/seed<seed>/<arm>/`: the model (`SeaMLLM.save_pretrained`: loadable with
 `SeaMLLM.load`, LoRA merged), `train_log.jsonl` and `metrics.json`. Checkpoints as in `align`
 (`instruct.checkpoint`).
 """
@@ -15,7 +16,6 @@ Writes per arm `<paths.instruct>/<arm>/`: the model (`SeaMLLM.save_pretrained`: 
 from __future__ import annotations
 
 import logging
-import shutil
 import types
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,14 @@ from typing import Any
 from omegaconf import DictConfig
 
 from sea.errors import SeaError
-from sea.stages.align import LOG_FILE, _remove_if_empty, hardware, load_training_samples, seed_everything
-from sea.stages.base import Stage, select
+from sea.stages.align import (
+    LOG_FILE,
+    hardware,
+    load_training_samples,
+    remove_checkpoints,
+    seed_everything,
+)
+from sea.stages.base import Stage, instance_subdir, select
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +133,11 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
     seed = int(select(cfg, "seed"))
     ck = icfg.get("checkpoint") or {}
     logc = icfg.get("log") or {}
-    adapter_path = Path(icfg["adapters"]) / arm / "adapter.safetensors"
+    adapter_dir = Path(icfg["adapters"]) / instance_subdir(seed, arm)
+    adapter_path = adapter_dir / "adapter.safetensors"
     if not adapter_path.is_file():
         raise SeaError(
-            f"{adapter_path}: no stage-1 adapter for arm '{arm}'; run the `align` stage (with this arm) first"
+            f"{adapter_path}: no stage-1 adapter for arm '{arm}' at seed {seed}; run `align` for it first"
         )
     fingerprint = {
         "stage": "instruct",
@@ -144,18 +151,12 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
         "inputs": {
             "prepared": folder_fingerprint(select(cfg, "paths.prepared")),
             "adapter": folder_fingerprint(adapter_path),
-            "align": folder_fingerprint(icfg["adapters"]),
+            "align": folder_fingerprint(adapter_dir),
         },
         "processes": proc.world_size,
         "mixed_precision": hw["mixed_precision"],
     }
-    folder = ArmFolder(_checkpoint_dir(cfg), arm, fingerprint)
-    done = folder.finished()
-    if done is not None:
-        log.info("instruct[%s]: finished in an earlier run with this config (%s), reused", arm, folder.root)
-        if proc.is_main:
-            folder.copy_finished(out)
-        return done
+    folder = ArmFolder(_checkpoint_dir(cfg), instance_subdir(seed, arm), fingerprint)
 
     # ---- model --------------------------------------------------------------------------------------
     seed_everything(seed)
@@ -223,8 +224,7 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
     if proc.is_main:
         if folder.log_file.is_file():
             (out / LOG_FILE).write_bytes(folder.log_file.read_bytes())
-        write_json(out / "metrics.json", {"arm": arm, **metrics})
-        folder.store_finished(out, metrics)
+        write_json(out / "metrics.json", {"arm": arm, "seed": seed, **metrics})
     accelerator.wait_for_everyone()
     del accelerator, module, mllm
     if torch.cuda.is_available():
@@ -232,22 +232,15 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
     return metrics
 
 
-def build(cfg: DictConfig, out: Path) -> dict:
-    """Train every arm of `instruct.arms` into `out/<arm>/`. Under several processes every rank trains
-    (data parallel) and only the main one writes."""
-    from sea.training.arms import arm_names
+def build(cfg: DictConfig, out: Path, arm: str) -> dict:
+    """Instruction-tune `arm` at the config's seed into `out`. Under several processes every rank
+    trains (data parallel) and only the main one writes."""
     from sea.utils.dist import process_info
 
-    arms = arm_names(select(cfg, "instruct"), "instruct")
     proc = process_info(cpu=hardware(cfg)["device"] == "cpu")
-    metrics: dict[str, Any] = {}
-    for arm in arms:
-        arm_metrics = train_arm(cfg, arm, out / arm, proc)
-        metrics |= {f"{arm}/{k}": v for k, v in arm_metrics.items()}
-    if proc.is_main:  # every arm is in `out` now: the resume state is no longer needed
-        for arm in arms:
-            shutil.rmtree(_checkpoint_dir(cfg) / arm, ignore_errors=True)
-        _remove_if_empty(_checkpoint_dir(cfg))
+    metrics = train_arm(cfg, arm, out, proc)
+    if proc.is_main:  # the model is in `out` now: its resume state is no longer needed
+        remove_checkpoints(_checkpoint_dir(cfg), instance_subdir(select(cfg, "seed"), arm))
     return metrics
 
 
@@ -255,10 +248,8 @@ STAGE = Stage(
     name="instruct",
     help="stage 2: LLaVA instruction tuning per arm from its stage-1 adapter (LLM + adapter; LoRA optional)",
     params=(
-        "seed",
         "model",
         "data.instruct",
-        "instruct.arms",
         "instruct.arm_overrides",
         "instruct.template",
         "instruct.image_aspect_ratio",
@@ -271,5 +262,7 @@ STAGE = Stage(
     build=build,
     deps=("paths.prepared", "instruct.adapters", "paths.backbones"),
     tags=("gpu",),
+    per_arm=True,
+    arm_deps=("instruct.adapters",),
 )
 run = STAGE.run

@@ -11,7 +11,9 @@ Writes under `paths.report`:
   per-seed values, the alignment diagnostics, the label quality, and every metric's mean ± std;
 - `comparison.json`: the same, machine-readable;
 - `benchmarks.png`: a panel per benchmark, a bar per arm with the spread as error bar;
-- `align_curves.png`: stage-1 loss, LM loss, SEA loss and learning rate per arm against the step.
+- `align_curves.png`: stage-1 loss, LM loss, SEA loss and learning rate per arm against the step;
+- `align_curves.csv`: the same curves (mean over seeds), one column per arm and quantity
+  (`<arm>_loss`, ...), for `dvc plots show`.
 
 `report.md`, `comparison.json` and the PNGs are also logged as artifacts under `report/`.
 
@@ -32,6 +34,32 @@ from sea.stages.base import Stage, select, select_or
 
 log = logging.getLogger(__name__)
 
+CURVES_CSV = "align_curves.csv"
+CURVE_KEYS = ("loss", "loss_lm", "loss_sea", "lr")
+
+
+def write_curves_csv(path: Path, logs: dict[str, dict[int, list[dict]]]) -> None:
+    """Per step, each arm's mean over seeds of `CURVE_KEYS` (empty where an arm did not log it)."""
+    import csv
+    import statistics
+
+    columns = [f"{arm}_{key}" for arm in logs for key in CURVE_KEYS]
+    table: dict[int, dict[str, float]] = {}
+    for arm, by_seed in logs.items():
+        for key in CURVE_KEYS:
+            values: dict[int, list[float]] = {}
+            for rows in by_seed.values():
+                for row in rows:
+                    if key in row:
+                        values.setdefault(int(row["step"]), []).append(float(row[key]))
+            for step, vals in values.items():
+                table.setdefault(step, {})[f"{arm}_{key}"] = statistics.fmean(vals)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, ["step", *columns])
+        writer.writeheader()
+        for step in sorted(table):
+            writer.writerow({"step": step, **table[step]})
+
 
 def build(cfg: DictConfig, out: Path) -> dict:
     from sea.eval import compare
@@ -48,6 +76,7 @@ def build(cfg: DictConfig, out: Path) -> dict:
         seeds,
         label_json=Path(metrics_dir) / "label.json" if metrics_dir else None,
     )
+    write_curves_csv(out / CURVES_CSV, compare.load_train_logs(select(cfg, "paths.align"), seeds, arms))
     tracker = current()
     for name in (compare.REPORT_MD, compare.COMPARISON_JSON, compare.BENCHMARKS_PNG, compare.ALIGN_PNG):
         tracker.log_artifact(out / name, "report")

@@ -97,7 +97,8 @@ class RunOptions:
     log_every: int = 1
     progress: bool = True
     num_workers: int = 0
-    prefix: str = "train"  # metric name prefix, e.g. "sea/align"
+    prefix: str = "train"  # metric name prefix (MLflow)
+    name: str = "train"  # what logs and the progress bar call the run, e.g. "align[sea, seed 0]"
     log_file: Path | None = None  # per-step JSONL log (main process)
 
 
@@ -189,7 +190,7 @@ def train(
     log.info(
         "%s: %d samples, %d steps (%d per epoch, %d samples dropped per epoch), global batch %d = "
         "%d per device x %d accumulation x %d processes, warmup %d",
-        run.prefix,
+        run.name,
         len(dataset),
         total_steps,
         steps_per_epoch,
@@ -226,7 +227,7 @@ def train(
         if latest is not None:
             accelerator.load_state(str(latest), strict=False)
             resumed_from = state.step
-            log.info("%s: resumed from %s (step %d of %d)", run.prefix, latest, state.step, total_steps)
+            log.info("%s: resumed from %s (step %d of %d)", run.name, latest, state.step, total_steps)
 
     sampler = GlobalBatchSampler(
         len(dataset), layout, accelerator.process_index, seed, total_steps, state.step, settings.shuffle
@@ -365,9 +366,7 @@ def _progress(total: int, initial: int, run: RunOptions, is_main: bool) -> Any:
         return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(
-        total=total, initial=initial, desc=run.prefix, unit="step", mininterval=1.0, dynamic_ncols=True
-    )
+    return tqdm(total=total, initial=initial, desc=run.name, unit="step", mininterval=1.0, dynamic_ncols=True)
 
 
 def train_arm(
@@ -417,7 +416,7 @@ def train_arm(
             log_every=int(log_cfg.get("every", 1)),
             progress=bool(log_cfg.get("progress", True)),
             num_workers=hardware["num_workers"],
-            prefix=f"{arm}/{stage}",
+            name=f"{stage}[{arm}, seed {seed}]",
             log_file=folder.log_file,
         ),
         checkpoints=checkpoints,

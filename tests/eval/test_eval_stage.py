@@ -38,10 +38,10 @@ def evaluated(world_cfg, model_dir: Path, tmp_path_factory: pytest.TempPathFacto
     try:
         out = tmp_path_factory.mktemp("evaluate") / "evaluate"
         cfg = stage_cfg(world_cfg, model_dir, out, sea=model_dir, baseline=model_dir)
-        metrics = STAGE.run(cfg)
+        metrics = {arm: STAGE.run(cfg, arm) for arm in ("sea", "baseline")}
     finally:
         torch.set_num_threads(before)
-    return cfg, out, metrics
+    return cfg, out / "seed0", metrics
 
 
 def question_ids(path: Path) -> list:
@@ -53,31 +53,30 @@ def question_ids(path: Path) -> list:
 def test_answer_files_are_llava_format_in_question_order(evaluated):
     cfg, out, _ = evaluated
     for name, spec in select(cfg, "data.eval_sets").items():
-        rows = [json.loads(x) for x in (out / "answers" / "sea" / f"{name}.jsonl").read_text().splitlines()]
+        rows = [json.loads(x) for x in (out / "sea" / "answers" / f"{name}.jsonl").read_text().splitlines()]
         assert [r["question_id"] for r in rows] == question_ids(Path(spec["questions"])), name
         for r in rows:
             assert list(r) == (MMBENCH_KEYS if name == "mmbench" else ANSWER_KEYS)
-            assert isinstance(r["text"], str) and r["model_id"] == "sea" and r["metadata"] == {}
+            assert isinstance(r["text"], str) and r["model_id"] == "sea-seed0" and r["metadata"] == {}
         assert len({r["answer_id"] for r in rows}) == len(rows)
 
 
 def test_every_benchmark_and_arm_is_scored(evaluated):
     cfg, out, metrics = evaluated
-    scores = json.loads((out / "scores.json").read_text())
-    assert sorted(scores) == ["baseline", "sea"]
+    scores = {arm: json.loads((out / arm / "scores.json").read_text()) for arm in ("sea", "baseline")}
     for arm in scores:
         assert set(scores[arm]) == {"gqa", "pope", "mme", "mmbench", "diagnostics"}
         for name in ("gqa", "pope", "mme", "mmbench"):
             assert scores[arm][name]["metrics"], name
             assert scores[arm][name]["counts"]["missing"] == 0
-    for key in ("sea/gqa/accuracy", "sea/pope_random/f1", "baseline/pope/accuracy", "baseline/mme/perception",
-                "sea/mmbench/accuracy", "sea/diagnostics/modality_gap", "sea/diagnostics/tacs",
-                "sea/diagnostics/nearest_word/object_accuracy"):  # fmt: skip
-        assert key in metrics, key
-    assert metrics["sea/gqa/accuracy"] == metrics["baseline/gqa/accuracy"]  # same model, greedy
-    table = (out / "table.md").read_text()
-    assert table.startswith("| metric | sea | baseline |") and "| pope_random/f1 |" in table
-    assert "image 0" in (out / "diagnostics" / "sea_nearest_words.txt").read_text()
+    for key in ("gqa/accuracy", "pope_random/f1", "pope/accuracy", "mme/perception", "mmbench/accuracy",
+                "diagnostics/modality_gap", "diagnostics/tacs",
+                "diagnostics/nearest_word/object_accuracy"):  # fmt: skip
+        assert key in metrics["sea"] and key in metrics["baseline"], key
+    assert metrics["sea"]["gqa/accuracy"] == metrics["baseline"]["gqa/accuracy"]  # same model, greedy
+    table = (out / "sea" / "table.md").read_text()
+    assert table.startswith("| metric | sea (seed 0) |") and "| pope_random/f1 |" in table
+    assert "image 0" in (out / "sea" / "diagnostics" / "nearest_words.txt").read_text()
 
 
 def test_cli_scores_the_stage_answers_identically(evaluated, capsys):
@@ -86,17 +85,17 @@ def test_cli_scores_the_stage_answers_identically(evaluated, capsys):
     args = [
         "pope",
         "--answers",
-        str(out / "answers" / "sea" / "pope.jsonl"),
+        str(out / "sea" / "answers" / "pope.jsonl"),
         "--annotations",
         pope["annotations"],
     ]
     assert score_main([*args, "--questions", pope["questions"], "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
-    assert res["splits"]["random"]["f1"] == metrics["sea/pope_random/f1"]
+    assert res["splits"]["random"]["f1"] == metrics["sea"]["pope_random/f1"]
     assert score_main(args) == 2  # pope needs the question file
     assert "question file" in capsys.readouterr().err
     mme = select(cfg, "data.eval_sets.mme")
-    assert score_main(["mme", "--answers", str(out / "answers" / "sea" / "mme.jsonl"), "--annotations",
+    assert score_main(["mme", "--answers", str(out / "sea" / "answers" / "mme.jsonl"), "--annotations",
                        mme["annotations"]]) == 0  # fmt: skip
     assert "| mme/perception |" in capsys.readouterr().out
 
@@ -105,7 +104,14 @@ def test_stage_refuses_without_models(world_cfg, model_dir: Path, tmp_path: Path
     cfg = stage_cfg(world_cfg, model_dir, tmp_path / "ev")
     cfg.eval.models = {}
     with pytest.raises(SeaError, match="eval.models is empty"):
-        STAGE.run(cfg)
+        STAGE.run(cfg, "sea")
     cfg.eval.models = {"sea": str(tmp_path)}
     with pytest.raises(SeaError, match="not a saved SeaMLLM"):
-        STAGE.run(cfg)
+        STAGE.run(cfg, "sea")
+    with pytest.raises(SeaError, match="no model for arm 'baseline'"):
+        STAGE.run(cfg, "baseline")
+    cfg.eval.models = str(tmp_path)  # the instruct stage's layout: <models>/seed0/sea
+    with pytest.raises(SeaError, match=r"seed0/sea is not a saved SeaMLLM"):
+        STAGE.run(cfg, "sea")
+    with pytest.raises(SeaError, match="arm 'nope' is not in arms"):
+        STAGE.run(cfg, "nope")

@@ -54,7 +54,7 @@ def main(spec_path: str) -> None:
     CheckpointManager.save = save_and_record
     from sea.stages.align import STAGE
 
-    STAGE.run(cfg)
+    STAGE.run(cfg, "sea")
     if int(os.environ.get("RANK", "0")) == 0:
         record["world_size"] = int(os.environ.get("WORLD_SIZE", "1"))
         torch.save(record, spec["out"])

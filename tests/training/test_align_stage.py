@@ -55,8 +55,8 @@ def test_align_trains_both_arms_on_the_same_batches(stage_cfg, monkeypatch: pyte
     )
 
     cfg = stage_cfg()
-    metrics = STAGE.run(cfg)
-    out = Path(cfg.paths.align)
+    metrics = {arm: STAGE.run(cfg, arm) for arm in ("sea", "baseline")}
+    out = Path(cfg.paths.align) / "seed0"
     assert len(seen) == 2 * 4 * 2  # 2 arms x 4 steps x 2 micro-batches
     assert seen[:8] == seen[8:], "both arms see the same batches in the same order"
     assert sorted(i for b in seen[:8] for i in b) == list(range(16)), "one epoch: every sample once"
@@ -66,7 +66,7 @@ def test_align_trains_both_arms_on_the_same_batches(stage_cfg, monkeypatch: pyte
         assert state and all(k.startswith(KEY_PREFIX) for k in state)
         assert load_adapter(out / arm / "adapter.safetensors") is not None
         assert [r["step"] for r in read_log(out / arm / "train_log.jsonl")] == [1, 2, 3, 4]
-        assert metrics[f"{arm}/steps"] == 4
+        assert metrics[arm]["steps"] == 4
     sea_log, base_log = (
         read_log(out / "sea" / "train_log.jsonl"),
         read_log(out / "baseline" / "train_log.jsonl"),
@@ -84,7 +84,7 @@ def test_align_trains_both_arms_on_the_same_batches(stage_cfg, monkeypatch: pyte
         )
     )
     assert not Path(cfg.align.checkpoint.dir).exists(), "checkpoints removed after success"
-    assert STAGE.run(cfg) == metrics, "finished: skipped"
+    assert STAGE.run(cfg, "sea") == metrics["sea"], "finished: skipped"
 
 
 def test_resume_after_a_crash_equals_an_unbroken_run(
@@ -92,31 +92,31 @@ def test_resume_after_a_crash_equals_an_unbroken_run(
 ):
     from sea.stages.align import STAGE
 
-    unbroken = stage_cfg("align.arms=[sea]", root=tmp_path / "a")
-    STAGE.run(unbroken)
+    unbroken = stage_cfg(root=tmp_path / "a")
+    STAGE.run(unbroken, "sea")
 
-    cfg = stage_cfg("align.arms=[sea]", root=tmp_path / "b")
+    cfg = stage_cfg(root=tmp_path / "b")
     with monkeypatch.context() as m:
         crash_after(m, "sea", 2)
         with pytest.raises(CrashAfterCheckpoint):
-            STAGE.run(cfg)
-    ckpt = Path(cfg.align.checkpoint.dir) / "sea" / "state"
-    assert (ckpt / "step_00000002").is_dir() and not Path(cfg.paths.align).exists()
+            STAGE.run(cfg, "sea")
+    ckpt = Path(cfg.align.checkpoint.dir) / "seed0" / "sea" / "state"
+    assert (ckpt / "step_00000002").is_dir() and not (Path(cfg.paths.align) / "seed0" / "sea").exists()
 
     # a config change that makes the checkpoint stale is refused...
     with pytest.raises(SeaError, match=r"settings\.train\.lr.*align\.checkpoint\.restart=true"):
-        STAGE.run(stage_cfg("align.arms=[sea]", "align.train.lr=0.5", root=tmp_path / "b"))
+        STAGE.run(stage_cfg("align.train.lr=0.5", root=tmp_path / "b"), "sea")
     assert (ckpt / "step_00000002").is_dir()
 
     # ...and the rerun with the same config resumes at step 2 and ends where the unbroken run ended
-    metrics = STAGE.run(cfg)
-    assert metrics["sea/resumed_from"] == 2
-    a = adapter_state(Path(unbroken.paths.align) / "sea" / "adapter.safetensors")
-    b = adapter_state(Path(cfg.paths.align) / "sea" / "adapter.safetensors")
+    metrics = STAGE.run(cfg, "sea")
+    assert metrics["resumed_from"] == 2
+    a = adapter_state(Path(unbroken.paths.align) / "seed0" / "sea" / "adapter.safetensors")
+    b = adapter_state(Path(cfg.paths.align) / "seed0" / "sea" / "adapter.safetensors")
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=0, atol=1e-7)
-    log_a = read_log(Path(unbroken.paths.align) / "sea" / "train_log.jsonl")
-    log_b = read_log(Path(cfg.paths.align) / "sea" / "train_log.jsonl")
+    log_a = read_log(Path(unbroken.paths.align) / "seed0" / "sea" / "train_log.jsonl")
+    log_b = read_log(Path(cfg.paths.align) / "seed0" / "sea" / "train_log.jsonl")
     assert [r["step"] for r in log_b] == [1, 2, 3, 4]
     assert [r["loss"] for r in log_b] == pytest.approx([r["loss"] for r in log_a], rel=1e-6)
 
@@ -124,20 +124,19 @@ def test_resume_after_a_crash_equals_an_unbroken_run(
 def test_restart_discards_a_stale_checkpoint(stage_cfg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from sea.stages.align import STAGE
 
-    cfg = stage_cfg("align.arms=[baseline]", "align.train.max_steps=3", root=tmp_path / "c")
+    cfg = stage_cfg("align.train.max_steps=3", root=tmp_path / "c")
     with monkeypatch.context() as m:
         crash_after(m, "baseline", 2)
         with pytest.raises(CrashAfterCheckpoint):
-            STAGE.run(cfg)
+            STAGE.run(cfg, "baseline")
     changed = stage_cfg(
-        "align.arms=[baseline]",
         "align.train.max_steps=3",
         "align.train.warmup_steps=0",
         "align.checkpoint.restart=true",
         root=tmp_path / "c",
     )
-    metrics = STAGE.run(changed)
-    assert metrics["baseline/resumed_from"] == 0 and metrics["baseline/steps"] == 3
+    metrics = STAGE.run(changed, "baseline")
+    assert metrics["resumed_from"] == 0 and metrics["steps"] == 3
 
 
 def test_align_refuses_labels_for_another_grid(stage_cfg, tiny_world, tmp_path: Path):
@@ -152,4 +151,4 @@ def test_align_refuses_labels_for_another_grid(stage_cfg, tiny_world, tmp_path: 
     manifest["grid"] = [5, 5]
     write_json(labels / "manifest.json", manifest)
     with pytest.raises(SeaError, match="patch grid"):
-        STAGE.run(stage_cfg(f"align.labels={labels}", "align.arms=[sea]"))
+        STAGE.run(stage_cfg(f"align.labels={labels}"), "sea")

@@ -47,7 +47,7 @@ def run_worker(tmp_path: Path, name: str, overrides: list[str], processes: int) 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes_match_one_process(overrides_for, tmp_path: Path):
     def overrides(root: str, *extra: str) -> list[str]:
-        return overrides_for(tmp_path / root, "align.arms=[sea]", "align.train.max_steps=1", *extra)
+        return overrides_for(tmp_path / root, "align.train.max_steps=1", *extra)
 
     single = run_worker(tmp_path, "single", overrides("single"), 1)
     # two steps with a checkpoint after the first: also exercises `save_state` under DDP

@@ -28,20 +28,21 @@ def test_instruct_full_lora_and_vision(stage_cfg, tmp_path: Path):
     from sea.stages.align import STAGE as ALIGN
     from sea.stages.instruct import STAGE
 
-    cfg = stage_cfg("align.arms=[sea]", "align.train.max_steps=2")
-    ALIGN.run(cfg)
+    cfg = stage_cfg("align.train.max_steps=2")
+    ALIGN.run(cfg, "sea")
     start = states(SeaMLLM.from_config(cfg))
-    start["adapter"] = load_adapter(Path(cfg.paths.align) / "sea" / "adapter.safetensors").state_dict()
+    start["adapter"] = load_adapter(
+        Path(cfg.paths.align) / "seed0" / "sea" / "adapter.safetensors"
+    ).state_dict()
 
-    metrics = STAGE.run(cfg)  # instruct.arms follows align.arms
-    assert metrics["sea/steps"] == 2 and metrics["sea/loss"] > 0
-    full = states(SeaMLLM.load(Path(cfg.paths.instruct) / "sea"))
+    metrics = STAGE.run(cfg, "sea")
+    assert metrics["steps"] == 2 and metrics["loss"] > 0
+    full = states(SeaMLLM.load(Path(cfg.paths.instruct) / "seed0" / "sea"))
     assert changed(start["adapter"], full["adapter"]) and changed(start["llm"], full["llm"])
     assert not changed(start["vision"], full["vision"])
-    assert (Path(cfg.paths.instruct) / "sea" / "train_log.jsonl").is_file()
+    assert (Path(cfg.paths.instruct) / "seed0" / "sea" / "train_log.jsonl").is_file()
 
     lora = stage_cfg(
-        "align.arms=[sea]",
         "align.train.max_steps=2",
         "instruct=lora",
         "instruct.lora.r=4",
@@ -52,8 +53,8 @@ def test_instruct_full_lora_and_vision(stage_cfg, tmp_path: Path):
     )
     assert lora.instruct.train.lr == 2e-4 and lora.instruct.tune.adapter_lr == 2e-5
     assert lora.instruct.lora.r == 4
-    STAGE.run(lora)
-    tuned = states(SeaMLLM.load(tmp_path / "lora" / "sea"))
+    STAGE.run(lora, "sea")
+    tuned = states(SeaMLLM.load(tmp_path / "lora" / "seed0" / "sea"))
     assert set(tuned["llm"]) == set(start["llm"]), "LoRA merged: plain LLM keys"
     assert changed(start["llm"], tuned["llm"]) and changed(start["vision"], tuned["vision"])
 
@@ -61,5 +62,5 @@ def test_instruct_full_lora_and_vision(stage_cfg, tmp_path: Path):
 def test_instruct_needs_the_stage1_adapter(stage_cfg):
     from sea.stages.instruct import STAGE
 
-    with pytest.raises(SeaError, match="run the `align` stage"):
-        STAGE.run(stage_cfg("align.arms=[sea]"))
+    with pytest.raises(SeaError, match="run `align` for it first"):
+        STAGE.run(stage_cfg(), "sea")

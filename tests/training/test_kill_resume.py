@@ -1,6 +1,5 @@
-"""Acceptance: `python -m sea align` killed (SIGKILL) after a checkpoint of its second arm, run again,
-ends with the adapters of an unbroken run (CPU, deterministic; atol 1e-7), without retraining the
-finished first arm."""
+"""Acceptance: `python -m sea align --arm sea` killed (SIGKILL) after a checkpoint, run again, ends with
+the adapter of an unbroken run (CPU, deterministic; atol 1e-7)."""
 
 from __future__ import annotations
 
@@ -18,17 +17,10 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 
 
-# What `python -m sea align OVERRIDES` does, minus tracking (works before the stage is registered).
-RUN_ALIGN = (
-    "import json, logging, sys; logging.basicConfig(level=logging.INFO); from sea.config import compose; "
-    "from sea.stages.align import STAGE; print('METRICS', json.dumps(STAGE.run(compose(sys.argv[1:]))))"
-)
-
-
 def cli(overrides: list[str]) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
-        [sys.executable, "-c", RUN_ALIGN, *overrides],
+        [sys.executable, "-m", "sea", "align", "--arm", "sea", *overrides],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -45,11 +37,11 @@ def test_killed_align_resumes_to_the_unbroken_result(overrides_for, stage_cfg, t
 
     extra = ("align.train.max_steps=8", "align.checkpoint.every=2")
     unbroken = stage_cfg(*extra, root=tmp_path / "unbroken")
-    STAGE.run(unbroken)
+    STAGE.run(unbroken, "sea")
 
     overrides = overrides_for(tmp_path / "killed", *extra)
     cfg = stage_cfg(*extra, root=tmp_path / "killed")
-    marker = Path(cfg.align.checkpoint.dir) / "baseline" / "state" / "step_00000002"
+    marker = Path(cfg.align.checkpoint.dir) / "seed0" / "sea" / "state" / "step_00000002"
     proc = cli(overrides)
     deadline = time.monotonic() + 300
     while not marker.exists():
@@ -59,18 +51,17 @@ def test_killed_align_resumes_to_the_unbroken_result(overrides_for, stage_cfg, t
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
-    assert not Path(cfg.paths.align).exists(), "a killed stage leaves no output"
+    out = Path(cfg.paths.align) / "seed0" / "sea"
+    assert not out.exists(), "a killed stage leaves no output"
 
     rerun = cli(overrides)
     output, _ = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, output[-3000:]
-    metrics = json.loads(next(line for line in output.splitlines() if line.startswith("METRICS "))[8:])
-    assert metrics["baseline/resumed_from"] >= 2
-    assert metrics["sea/resumed_from"] == 0 and "reused" in output, "the finished arm is not retrained"
-    for arm in ("sea", "baseline"):
-        a = load_file(str(Path(unbroken.paths.align) / arm / "adapter.safetensors"))
-        b = load_file(str(Path(cfg.paths.align) / arm / "adapter.safetensors"))
-        assert a.keys() == b.keys()
-        for key in a:
-            torch.testing.assert_close(b[key], a[key], rtol=0, atol=1e-7)
+    metrics = json.JSONDecoder().raw_decode(output[output.rindex("\n{\n") + 1 :])[0]["sea"]
+    assert metrics["resumed_from"] >= 2 and metrics["steps"] == 8
+    a = load_file(str(Path(unbroken.paths.align) / "seed0" / "sea" / "adapter.safetensors"))
+    b = load_file(str(out / "adapter.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=0, atol=1e-7)
     assert not Path(cfg.align.checkpoint.dir).exists()

@@ -1,0 +1,72 @@
+"""Run a stage under `accelerate launch` (DDP, FSDP or DeepSpeed from the hardware preset's accelerate
+config) when `hardware.num_processes` > 1: what a runner does for a GPU stage instead of calling
+`sea.runner.execute` in-process. The launched ranks get the resolved config as a params file and the
+MLflow parent run id in `SEA_MLFLOW_PARENT_RUN_ID`; only rank 0 tracks. Their output streams into this
+process's log, line by line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from sea.config import to_yaml
+from sea.errors import SeaError
+from sea.stages.base import Stage, select_or
+from sea.tracking import PARENT_ENV
+from sea.utils.io import read_json
+
+log = logging.getLogger(__name__)
+
+
+def processes(cfg: DictConfig) -> int:
+    return int(select_or(cfg, "hardware.num_processes", 1))
+
+
+def needs_launcher(cfg: DictConfig, stage: Stage) -> bool:
+    """A GPU-tagged stage with several processes configured, not already inside a launched process."""
+    return "gpu" in stage.tags and processes(cfg) > 1 and "WORLD_SIZE" not in os.environ
+
+
+def launch_command(stage: str, cfg: DictConfig, params_file: Path, arm: str | None) -> list[str]:
+    cmd = [sys.executable, "-m", "accelerate.commands.launch"]
+    accelerate_config = select_or(cfg, "hardware.accelerate_config")
+    if accelerate_config:
+        cmd += ["--config_file", str(accelerate_config)]
+    cmd += ["--num_processes", str(processes(cfg))]
+    if select_or(cfg, "hardware.device", "cpu") == "cpu":
+        cmd += ["--cpu"]
+    cmd += ["-m", "sea", stage, "--params", str(params_file)]
+    return cmd + (["--arm", arm] if arm else [])
+
+
+def run_launched(name: str, cfg: DictConfig, parent_run_id: str | None, arm: str | None = None) -> dict:
+    """Launch stage `name` (the run of `arm`) on `hardware.num_processes` processes; its metrics."""
+    from sea.stages import get_stage
+
+    stage = get_stage(name)
+    with tempfile.TemporaryDirectory(prefix=f"sea-{name}-") as tmp:
+        params = Path(tmp) / "params.yaml"
+        params.write_text(to_yaml(cfg), encoding="utf-8")
+        cmd = launch_command(name, cfg, params, arm)
+        env = {**os.environ, PARENT_ENV: parent_run_id or ""}
+        if select_or(cfg, "hardware.device", "cpu") == "cpu":
+            env["ACCELERATE_USE_CPU"] = "1"
+        log.info("launching: %s", " ".join(cmd))
+        with subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        ) as proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                log.info("%s", line.rstrip())
+            code = proc.wait()
+    if code != 0:
+        raise SeaError(
+            f"stage {name}{f' [{arm}]' if arm else ''} failed under accelerate launch (exit {code})"
+        )
+    return read_json(stage.metrics_file(cfg, arm))
