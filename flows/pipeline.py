@@ -120,7 +120,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--arms", help="comma-separated arms (default: the config's `arms`)")
     parser.add_argument("--seeds", help="comma-separated training seeds (default: the config's `seeds`)")
     parser.add_argument("--json", action="store_true", help="print every stage run's metrics as JSON")
+    parser.add_argument(
+        "--serve",
+        metavar="NAME",
+        help="serve the flow as a Prefect deployment NAME (needs PREFECT_API_URL) instead of running it",
+    )
     args = parser.parse_args(argv)
+    if args.serve:
+        sea_pipeline.serve(name=args.serve, parameters={"overrides": args.overrides})
+        return 0
     split = lambda v: v.split(",") if v else None  # noqa: E731
     seeds = [int(s) for s in split(args.seeds)] if args.seeds else None
     results = sea_pipeline(

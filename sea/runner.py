@@ -10,11 +10,24 @@ from omegaconf import DictConfig
 
 from sea import tracking
 from sea.stages import get_stage
-from sea.stages.base import select
+from sea.config import config_hash
+from sea.stages.base import Stage, select
 from sea.utils.dist import process_info
 from sea.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
+
+
+def register(tracker: tracking.Tracker, cfg: DictConfig, stage: Stage, arm: str, metrics: dict) -> None:
+    """The MLflow model registry side of a per-arm stage (see `Stage.register` / `Stage.scores_for`)."""
+    seed = select(cfg, "seed")
+    if stage.register:
+        tags = {"sea.stage": stage.name, "sea.arm": arm, "sea.seed": seed, "sea.config_hash": config_hash(cfg)}
+        name = tracking.registered_model_name(cfg, stage.name, arm)
+        tracker.register_model(stage.out_dir(cfg, arm), name, tags | metrics)
+    if stage.scores_for:
+        name = tracking.registered_model_name(cfg, stage.scores_for, arm)
+        tracker.tag_model_version(name, seed, {f"{stage.name}/{k}": v for k, v in metrics.items()})
 
 
 def execute(name: str, cfg: DictConfig, parent_run_id: str | None = None, arm: str | None = None) -> dict:
@@ -38,5 +51,7 @@ def execute(name: str, cfg: DictConfig, parent_run_id: str | None = None, arm: s
         tracker.log_metrics({**metrics, "stage/seconds": seconds})
         tracker.log_artifact(path)
         tracker.set_tags({"sea.skipped": str(skipped).lower()})
+        if run and not skipped and cfg.tracking.get("register_models"):
+            register(tracker, cfg, stage, arm, metrics)
     log.info("%s: %s in %.1f s -> %s", tracker.run_name, "skipped" if skipped else "done", seconds, path)
     return metrics

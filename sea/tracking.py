@@ -35,6 +35,18 @@ _METRIC_NAME = re.compile(r"[^\w\-. :/]")
 MAX_PARAM_CHARS = 6000
 
 
+MODEL_ARTIFACT = "model"
+
+
+def registered_model_name(cfg: DictConfig, stage: str, arm: str) -> str:
+    """`<run_name>-<stage>-<arm>`, e.g. `sea-instruct-baseline`."""
+    return f"{cfg.run_name}-{stage}-{arm}"
+
+
+def _tag_values(tags: Mapping[str, Any]) -> dict[str, str]:
+    return {str(k): (f"{v:.6g}" if isinstance(v, float) else str(v))[:5000] for k, v in tags.items()}
+
+
 def metric_key(name: str) -> str:
     """The name MLflow stores a metric under."""
     return _METRIC_NAME.sub("_", name)
@@ -51,6 +63,8 @@ class Tracker:
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
     def log_text(self, text: str, artifact_file: str) -> None: ...
     def set_tags(self, tags: Mapping[str, str]) -> None: ...
+    def register_model(self, folder: str | Path, name: str, tags: Mapping[str, Any]) -> str | None: ...
+    def tag_model_version(self, name: str, seed: int, tags: Mapping[str, Any]) -> None: ...
 
 
 class MlflowTracker(Tracker):
@@ -91,6 +105,34 @@ class MlflowTracker(Tracker):
     def set_tags(self, tags: Mapping[str, str]) -> None:
         for key, value in tags.items():
             self.client.set_tag(self.run_id, key, str(value))
+
+    def register_model(self, folder: str | Path, name: str, tags: Mapping[str, Any]) -> str | None:
+        """Log `folder` as this run's `model` artifacts and register them as a new version of `name`."""
+        from mlflow.exceptions import MlflowException
+
+        self.log_artifact(folder, MODEL_ARTIFACT)
+        try:
+            self.client.create_registered_model(name)
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        source = f"{self.client.get_run(self.run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
+        version = self.client.create_model_version(name, source, run_id=self.run_id, tags=_tag_values(tags))
+        return str(version.version)
+
+    def tag_model_version(self, name: str, seed: int, tags: Mapping[str, Any]) -> None:
+        """Add `tags` to the newest version of `name` trained with `seed` (none: nothing to tag)."""
+        versions = [
+            v
+            for v in self.client.search_model_versions(f"name='{name}'")
+            if v.tags.get("sea.seed") == str(seed)
+        ]
+        if not versions:
+            log.warning("no registered version of %s with seed %s to add scores to", name, seed)
+            return
+        newest = max(versions, key=lambda v: int(v.version))
+        for key, value in _tag_values(tags).items():
+            self.client.set_model_version_tag(name, newest.version, key, value)
 
 
 _NO_TRACKING = Tracker()

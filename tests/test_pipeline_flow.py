@@ -12,7 +12,7 @@ import pytest
 from mlflow import MlflowClient
 
 from sea.stages import STAGE_NAMES, get_stage
-from sea.tracking import metric_key, stage_run_name, tracking_uri
+from sea.tracking import metric_key, registered_model_name, stage_run_name, tracking_uri
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +90,13 @@ def test_flow_runs_every_stage_and_arm_under_one_parent(prefect_server, tiny_ove
     assert parent.data.metrics[f"{key}/pope/f1"] == pytest.approx(
         json.loads(get_stage("evaluate").metrics_file(tiny_cfg, "sea").read_text())["pope/f1"]
     )
+    for arm in tiny_cfg.arms:  # adapters and models in the registry, the model with its scores
+        [adapter] = client.search_model_versions(f"name='{registered_model_name(tiny_cfg, 'align', arm)}'")
+        [model] = client.search_model_versions(f"name='{registered_model_name(tiny_cfg, 'instruct', arm)}'")
+        assert adapter.tags["sea.arm"] == model.tags["sea.arm"] == arm and model.tags["sea.seed"] == "0"
+        assert float(model.tags["loss"]) > 0 and "evaluate/pope/f1" in model.tags
+        assert {a.path for a in client.list_artifacts(model.run_id, "model")} >= {"model/sea_mllm.json"}
+        assert {a.path for a in client.list_artifacts(adapter.run_id, "model")} >= {"model/adapter.safetensors"}
     assert parent.data.params["data.world.n_pretrain"] == str(tiny_cfg.data.world.n_pretrain)
 
     # A second run finds every stage run finished with the same config and skips it.

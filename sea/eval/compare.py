@@ -135,17 +135,9 @@ def load_scores(root: str | Path, seeds: Sequence[int], arms: Sequence[str]) -> 
 
 def read_train_log(path: str | Path) -> list[dict[str, Any]]:
     """The rows of a `train_log.jsonl` (one per logged step), in file order; [] when the file is absent."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise SeaError(f"report: {path}:{n} is not valid JSON: {e}") from e
-    return rows
+    from sea.eval.answers import read_jsonl
+
+    return read_jsonl(path) if Path(path).is_file() else []
 
 
 def load_train_logs(

@@ -260,5 +260,6 @@ STAGE = Stage(
     deps=("paths.prepared", "align.labels", "paths.backbones"),
     tags=("gpu",),
     per_arm=True,
+    register=True,
 )
 run = STAGE.run

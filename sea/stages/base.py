@@ -78,6 +78,10 @@ class Stage:
     tags: tuple[str, ...] = ()
     per_arm: bool = False
     arm_deps: tuple[str, ...] = ()
+    # Per-arm stages: register the output in the MLflow model registry (`tracking.register_models`),
+    # or add this stage's metrics to the registered model of stage `scores_for` (same arm and seed).
+    register: bool = False
+    scores_for: str | None = None
 
     def instance(self, cfg: DictConfig, arm: str | None) -> str | None:
         """`seed<seed>/<arm>` for a per-arm stage (None otherwise); a clear error for a wrong arm."""

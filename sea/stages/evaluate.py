@@ -187,6 +187,7 @@ STAGE = Stage(
     deps=("eval.models", "eval.diagnostics.wordlist", "eval.diagnostics.ground_truth"),
     tags=("gpu",),
     per_arm=True,
+    scores_for="instruct",
     arm_deps=("eval.models",),
 )
 run = STAGE.run

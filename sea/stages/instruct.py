@@ -263,6 +263,7 @@ STAGE = Stage(
     deps=("paths.prepared", "instruct.adapters", "paths.backbones"),
     tags=("gpu",),
     per_arm=True,
+    register=True,
     arm_deps=("instruct.adapters",),
 )
 run = STAGE.run

@@ -11,15 +11,19 @@ from sea.stages.base import Stage, select
 
 
 def build(cfg: DictConfig, out: Path) -> dict:
+    """The world for `data.source=world`; with other data only a note (so `dvc repro` runs unchanged)."""
     from sea.world.generate import generate_world
 
+    if select(cfg, "data.source") != "world":
+        (out / "NOT_USED.txt").write_text(f"data.source={select(cfg, 'data.source')}: no shapes world\n")
+        return {"images": 0}
     return generate_world(select(cfg, "data.world"), int(cfg.seed), out)
 
 
 STAGE = Stage(
     name="world",
     help="generate the synthetic shapes world (embedded default): images, per-patch truth, LLaVA-format data",
-    params=("seed", "data.world"),
+    params=("seed", "data.source", "data.world"),
     out="paths.world",
     build=build,
 )

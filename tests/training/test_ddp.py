@@ -72,3 +72,35 @@ def test_ddp_two_cpu_processes_match_one_process(overrides_for, tmp_path: Path):
     torch.testing.assert_close(
         gathered["grads"]["sea.logit_scale"], wide["grads"]["sea.logit_scale"], rtol=1e-5, atol=1e-7
     )
+
+
+def test_launch_command_follows_the_hardware_preset(stage_cfg, tmp_path: Path):
+    from sea.launch import launch_command, needs_launcher
+    from sea.stages import get_stage
+
+    ddp = stage_cfg("hardware=cpu_ddp")
+    cmd = launch_command("align", ddp, tmp_path / "p.yaml", "sea")
+    assert cmd[1:3] == ["-m", "accelerate.commands.launch"]
+    assert cmd[cmd.index("--config_file") + 1] == "conf/hardware/accelerate/cpu_ddp.yaml"
+    assert cmd[cmd.index("--num_processes") + 1] == "2" and "--cpu" in cmd
+    assert cmd[-6:] == ["sea", "align", "--params", str(tmp_path / "p.yaml"), "--arm", "sea"]
+    assert needs_launcher(ddp, get_stage("align")) and not needs_launcher(ddp, get_stage("prepare"))
+    assert not needs_launcher(stage_cfg(), get_stage("align")), "one process: in-process"
+
+
+@pytest.mark.slow
+def test_cli_launches_a_multi_process_stage(overrides_for, stage_cfg, tmp_path: Path):
+    """`python -m sea align` with hardware=cpu_ddp runs under `accelerate launch` (2 CPU processes)."""
+    from sea.stages import get_stage
+
+    extra = ("hardware=cpu_ddp", "align.train.max_steps=2", "hardware.num_processes=2")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "sea", "align", "--arm", "sea", *overrides_for(tmp_path / "run", *extra)]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    assert "launching:" in proc.stderr and "accelerate.commands.launch" in proc.stderr
+    cfg = stage_cfg(*extra, root=tmp_path / "run")
+    metrics = json.loads(get_stage("align").metrics_file(cfg, "sea").read_text())
+    assert metrics["steps"] == 2
+    assert (Path(cfg.paths.align) / "seed0" / "sea" / "adapter.safetensors").is_file()
+
