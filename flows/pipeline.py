@@ -136,11 +136,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=True))
-    cfg = compose(comparison_overrides(args.overrides, split(args.arms), seeds))
-    table = Path(cfg.paths.report) / "report.md"
-    if "report" in results and table.is_file():
-        print(table.read_text(encoding="utf-8"))
-    else:
+    if "report" in results:
+        from sea.eval.compare import read_report_table
+
+        report = Path(compose(comparison_overrides(args.overrides, split(args.arms), seeds)).paths.report)
+        print(f"\nSEA vs baseline ({report / 'report.md'}):\n\n{read_report_table(report)}")
+    elif not args.json:
         print(json.dumps(results, indent=2, sort_keys=True))
     return 0
 

@@ -273,6 +273,6 @@ def test_lora_on_top_of_a_preset_needs_explicit_keys():
             "instruct.tune.adapter_lr=2e-5",
         ]
     )
-    lora = compose(["instruct=lora"]).instruct
+    lora = compose(["instruct=lora", "recipe=llava15"]).instruct
     assert cfg.instruct.tune == lora.tune and cfg.instruct.lora == lora.lora
     assert cfg.instruct.train.lr == lora.train.lr

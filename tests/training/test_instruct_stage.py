@@ -45,6 +45,7 @@ def test_instruct_full_lora_and_vision(stage_cfg, tmp_path: Path):
     lora = stage_cfg(
         "align.train.max_steps=2",
         "instruct=lora",
+        "recipe=llava15",  # the LoRA group's own lr (the world recipe sets a higher one)
         "instruct.lora.r=4",
         "instruct.lora.alpha=8",
         "instruct.tune.vision=true",
