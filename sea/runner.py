@@ -9,8 +9,8 @@ import time
 from omegaconf import DictConfig
 
 from sea import tracking
-from sea.stages import get_stage
 from sea.config import config_hash
+from sea.stages import get_stage
 from sea.stages.base import Stage, select
 from sea.utils.dist import process_info
 from sea.utils.io import atomic_write_json
@@ -22,7 +22,12 @@ def register(tracker: tracking.Tracker, cfg: DictConfig, stage: Stage, arm: str,
     """The MLflow model registry side of a per-arm stage (see `Stage.register` / `Stage.scores_for`)."""
     seed = select(cfg, "seed")
     if stage.register:
-        tags = {"sea.stage": stage.name, "sea.arm": arm, "sea.seed": seed, "sea.config_hash": config_hash(cfg)}
+        tags = {
+            "sea.stage": stage.name,
+            "sea.arm": arm,
+            "sea.seed": seed,
+            "sea.config_hash": config_hash(cfg),
+        }
         name = tracking.registered_model_name(cfg, stage.name, arm)
         tracker.register_model(stage.out_dir(cfg, arm), name, tags | metrics)
     if stage.scores_for:

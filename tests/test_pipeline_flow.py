@@ -96,7 +96,9 @@ def test_flow_runs_every_stage_and_arm_under_one_parent(prefect_server, tiny_ove
         assert adapter.tags["sea.arm"] == model.tags["sea.arm"] == arm and model.tags["sea.seed"] == "0"
         assert float(model.tags["loss"]) > 0 and "evaluate/pope/f1" in model.tags
         assert {a.path for a in client.list_artifacts(model.run_id, "model")} >= {"model/sea_mllm.json"}
-        assert {a.path for a in client.list_artifacts(adapter.run_id, "model")} >= {"model/adapter.safetensors"}
+        assert {a.path for a in client.list_artifacts(adapter.run_id, "model")} >= {
+            "model/adapter.safetensors"
+        }
     assert parent.data.params["data.world.n_pretrain"] == str(tiny_cfg.data.world.n_pretrain)
 
     # A second run finds every stage run finished with the same config and skips it.

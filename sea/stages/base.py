@@ -44,7 +44,7 @@ def instance_subdir(seed: int, arm: str) -> str:
     return f"seed{int(seed)}/{arm}"
 
 
-def _fingerprint(path: Path) -> Any:
+def input_fingerprint(path: Path) -> Any:
     """What identifies an input's content cheaply: a finished stage's hash, or a file's size and mtime."""
     if (path / SUCCESS).is_file():
         return read_json(path / SUCCESS)["config_hash"]
@@ -125,7 +125,7 @@ class Stage:
         record = {
             "stage": self.name,
             "params": {key: select(cfg, key) for key in self.params},
-            "deps": {str(p): _fingerprint(p) for p in self.dep_paths(cfg, arm)},
+            "deps": {str(p): input_fingerprint(p) for p in self.dep_paths(cfg, arm)},
         }
         if self.per_arm:
             record["instance"] = self.instance(cfg, arm)

@@ -103,4 +103,3 @@ def test_cli_launches_a_multi_process_stage(overrides_for, stage_cfg, tmp_path: 
     metrics = json.loads(get_stage("align").metrics_file(cfg, "sea").read_text())
     assert metrics["steps"] == 2
     assert (Path(cfg.paths.align) / "seed0" / "sea" / "adapter.safetensors").is_file()
-
