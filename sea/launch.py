@@ -23,6 +23,9 @@ from sea.utils.io import read_json
 
 log = logging.getLogger(__name__)
 
+# Set in the launched processes' environment: they run the stage, they never launch again.
+LAUNCHED_ENV = "SEA_LAUNCHED"
+
 
 def processes(cfg: DictConfig) -> int:
     return int(select_or(cfg, "hardware.num_processes", 1))
@@ -30,7 +33,8 @@ def processes(cfg: DictConfig) -> int:
 
 def needs_launcher(cfg: DictConfig, stage: Stage) -> bool:
     """A GPU-tagged stage with several processes configured, not already inside a launched process."""
-    return "gpu" in stage.tags and processes(cfg) > 1 and "WORLD_SIZE" not in os.environ
+    inside = LAUNCHED_ENV in os.environ or "WORLD_SIZE" in os.environ
+    return "gpu" in stage.tags and processes(cfg) > 1 and not inside
 
 
 def launch_command(stage: str, cfg: DictConfig, params_file: Path, arm: str | None) -> list[str]:
@@ -39,8 +43,6 @@ def launch_command(stage: str, cfg: DictConfig, params_file: Path, arm: str | No
     if accelerate_config:
         cmd += ["--config_file", str(accelerate_config)]
     cmd += ["--num_processes", str(processes(cfg))]
-    if select_or(cfg, "hardware.device", "cpu") == "cpu":
-        cmd += ["--cpu"]
     cmd += ["-m", "sea", stage, "--params", str(params_file)]
     return cmd + (["--arm", arm] if arm else [])
 
@@ -54,9 +56,9 @@ def run_launched(name: str, cfg: DictConfig, parent_run_id: str | None, arm: str
         params = Path(tmp) / "params.yaml"
         params.write_text(to_yaml(cfg), encoding="utf-8")
         cmd = launch_command(name, cfg, params, arm)
-        env = {**os.environ, PARENT_ENV: parent_run_id or ""}
+        env = {**os.environ, PARENT_ENV: parent_run_id or "", LAUNCHED_ENV: "1"}
         if select_or(cfg, "hardware.device", "cpu") == "cpu":
-            env["ACCELERATE_USE_CPU"] = "1"
+            env["ACCELERATE_USE_CPU"] = "1"  # with a MULTI_CPU accelerate config: DDP over gloo
         log.info("launching: %s", " ".join(cmd))
         with subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env

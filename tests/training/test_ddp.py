@@ -74,7 +74,7 @@ def test_ddp_two_cpu_processes_match_one_process(overrides_for, tmp_path: Path):
     )
 
 
-def test_launch_command_follows_the_hardware_preset(stage_cfg, tmp_path: Path):
+def test_launch_command_follows_the_hardware_preset(stage_cfg, tmp_path: Path, monkeypatch):
     from sea.launch import launch_command, needs_launcher
     from sea.stages import get_stage
 
@@ -82,10 +82,12 @@ def test_launch_command_follows_the_hardware_preset(stage_cfg, tmp_path: Path):
     cmd = launch_command("align", ddp, tmp_path / "p.yaml", "sea")
     assert cmd[1:3] == ["-m", "accelerate.commands.launch"]
     assert cmd[cmd.index("--config_file") + 1] == "conf/hardware/accelerate/cpu_ddp.yaml"
-    assert cmd[cmd.index("--num_processes") + 1] == "2" and "--cpu" in cmd
+    assert cmd[cmd.index("--num_processes") + 1] == "2"
     assert cmd[-6:] == ["sea", "align", "--params", str(tmp_path / "p.yaml"), "--arm", "sea"]
     assert needs_launcher(ddp, get_stage("align")) and not needs_launcher(ddp, get_stage("prepare"))
     assert not needs_launcher(stage_cfg(), get_stage("align")), "one process: in-process"
+    monkeypatch.setenv("SEA_LAUNCHED", "1")
+    assert not needs_launcher(ddp, get_stage("align")), "a launched process never launches again"
 
 
 @pytest.mark.slow
@@ -99,6 +101,8 @@ def test_cli_launches_a_multi_process_stage(overrides_for, stage_cfg, tmp_path: 
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     assert "launching:" in proc.stderr and "accelerate.commands.launch" in proc.stderr
+    assert proc.stderr.count("launching:") == 1, "the launched ranks run the stage, not another launch"
+    assert "x 2 processes" in proc.stderr, proc.stderr[-3000:]
     cfg = stage_cfg(*extra, root=tmp_path / "run")
     metrics = json.loads(get_stage("align").metrics_file(cfg, "sea").read_text())
     assert metrics["steps"] == 2
