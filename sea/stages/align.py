@@ -20,6 +20,7 @@ Metrics: `loss`, `loss_lm`, (`loss_sea`, `final_logit_scale`, ...), `steps`, `se
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 from pathlib import Path
@@ -103,7 +104,6 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
     from sea.training.modules import AlignModule
     from sea.training.optim import ParamGroupSpec, param_groups
     from sea.training.sea_loss import SeaLoss, SeaSettings, label_embedding_table
-    from sea.utils.io import write_json
 
     acfg = arm_config(select(cfg, "align"), arm)
     settings = TrainSettings.from_config(acfg["train"], "align.train")
@@ -126,7 +126,7 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
         "processes": proc.world_size,
         "mixed_precision": hw["mixed_precision"],
     }
-    folder = ArmFolder(_checkpoint_dir(cfg), instance_subdir(seed, arm), fingerprint)
+    folder = ArmFolder(checkpoint_dir(cfg, "align"), instance_subdir(seed, arm), fingerprint)
 
     # ---- model: frozen tower and LLM, trainable adapter (+ logit scale) ----------------------------
     seed_everything(seed)  # same adapter initialisation in every arm
@@ -199,15 +199,12 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
     )
 
     # ---- outputs ----------------------------------------------------------------------------------
-    metrics: dict[str, float] = {k: float(v) for k, v in result.final.items()}
-    metrics |= {"steps": result.steps, "resumed_from": result.resumed_from, "seconds": result.seconds}
+    metrics = result.metrics()
     save_adapter_from(accelerator, result.model, out / ADAPTER_FILE, mllm.adapter_type)
     if proc.is_main:
         if sea_loss is not None:
             metrics["final_logit_scale"] = float(sea_loss.scale().detach())
-        if folder.log_file.is_file():
-            (out / LOG_FILE).write_bytes(folder.log_file.read_bytes())
-        write_json(out / "metrics.json", {"arm": arm, "seed": seed, "lambda": sea.weight, **metrics})
+        write_run_outputs(out, folder, {"arm": arm, "seed": seed, "lambda": sea.weight, **metrics})
     accelerator.wait_for_everyone()
     del accelerator, module, mllm
     if torch.cuda.is_available():
@@ -215,15 +212,24 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
     return metrics
 
 
-def build(cfg: DictConfig, out: Path, arm: str) -> dict:
-    """Train the adapter of `arm` at the config's seed into `out`. Under several processes every rank
-    trains (data parallel) and only the main one writes."""
+def write_run_outputs(out: Path, folder: Any, record: dict[str, Any]) -> None:
+    """The run's step log (`train_log.jsonl`) and `metrics.json` next to its trained weights."""
+    from sea.utils.io import write_json
+
+    if folder.log_file.is_file():
+        (out / LOG_FILE).write_bytes(folder.log_file.read_bytes())
+    write_json(out / "metrics.json", record)
+
+
+def build_training_run(cfg: DictConfig, out: Path, arm: str, stage: str, train: Any) -> dict:
+    """Train `arm` at the config's seed into `out` with `train(cfg, arm, out, proc)`, then drop the run's
+    resume state. Under several processes every rank trains (data parallel); only the main one writes."""
     from sea.utils.dist import process_info
 
     proc = process_info(cpu=hardware(cfg)["device"] == "cpu")
-    metrics = train_arm(cfg, arm, out, proc)
-    if proc.is_main:  # the arm is in `out` now: its resume state is no longer needed
-        remove_checkpoints(_checkpoint_dir(cfg), instance_subdir(select(cfg, "seed"), arm))
+    metrics = train(cfg, arm, out, proc)
+    if proc.is_main:  # the run is in `out` now: its resume state is no longer needed
+        remove_checkpoints(checkpoint_dir(cfg, stage), instance_subdir(select(cfg, "seed"), arm))
     return metrics
 
 
@@ -238,9 +244,10 @@ def remove_checkpoints(root: Path, instance: str) -> None:
             return
 
 
-def _checkpoint_dir(cfg: DictConfig) -> Path:
-    value = select_or(cfg, "align.checkpoint.dir")
-    return Path(value) if value else Path(select(cfg, "paths.align")).parent / "checkpoints" / "align"
+def checkpoint_dir(cfg: DictConfig, stage: str) -> Path:
+    """`<stage>.checkpoint.dir`, by default `checkpoints/<stage>` beside the stage's output folder."""
+    value = select_or(cfg, f"{stage}.checkpoint.dir")
+    return Path(value) if value else Path(select(cfg, f"paths.{stage}")).parent / "checkpoints" / stage
 
 
 STAGE = Stage(
@@ -256,7 +263,7 @@ STAGE = Stage(
         "align.sea",
     ),
     out="paths.align",
-    build=build,
+    build=functools.partial(build_training_run, stage="align", train=train_arm),
     deps=("paths.prepared", "align.labels", "paths.backbones"),
     tags=("gpu",),
     per_arm=True,

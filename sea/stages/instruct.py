@@ -15,6 +15,7 @@ Writes `<paths.instruct>/seed<seed>/<arm>/`: the model (`SeaMLLM.save_pretrained
 
 from __future__ import annotations
 
+import functools
 import logging
 import types
 from pathlib import Path
@@ -24,25 +25,18 @@ from omegaconf import DictConfig
 
 from sea.errors import SeaError
 from sea.stages.align import (
-    LOG_FILE,
+    build_training_run,
+    checkpoint_dir,
     hardware,
     load_training_samples,
-    remove_checkpoints,
     seed_everything,
+    write_run_outputs,
 )
 from sea.stages.base import Stage, instance_subdir, select
 
 log = logging.getLogger(__name__)
 
 LLM_TUNING = ("full", "lora", "frozen")
-
-
-def _checkpoint_dir(cfg: DictConfig) -> Path:
-    try:
-        value = select(cfg, "instruct.checkpoint.dir")
-    except KeyError:
-        value = None
-    return Path(value) if value else Path(select(cfg, "paths.instruct")).parent / "checkpoints" / "instruct"
 
 
 def unfreeze_vision(tower: Any) -> None:
@@ -121,7 +115,6 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
     from sea.training.loop import DTYPES, TrainSettings, cast_frozen, train_arm
     from sea.training.modules import InstructModule
     from sea.training.optim import ParamGroupSpec, param_groups
-    from sea.utils.io import write_json
 
     icfg = arm_config(select(cfg, "instruct"), arm)
     settings = TrainSettings.from_config(icfg["train"], "instruct.train")
@@ -156,7 +149,7 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
         "processes": proc.world_size,
         "mixed_precision": hw["mixed_precision"],
     }
-    folder = ArmFolder(_checkpoint_dir(cfg), instance_subdir(seed, arm), fingerprint)
+    folder = ArmFolder(checkpoint_dir(cfg, "instruct"), instance_subdir(seed, arm), fingerprint)
 
     # ---- model --------------------------------------------------------------------------------------
     seed_everything(seed)
@@ -214,33 +207,18 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
     )
 
     # ---- outputs ------------------------------------------------------------------------------------
-    metrics: dict[str, float] = {k: float(v) for k, v in result.final.items()}
-    metrics |= {"steps": result.steps, "resumed_from": result.resumed_from, "seconds": result.seconds}
+    metrics = result.metrics()
     save_dtype = str(icfg.get("save_dtype", "auto"))
     if save_dtype != "auto" and save_dtype not in DTYPES:
         raise SeaError(f"instruct.save_dtype must be 'auto' or one of {sorted(DTYPES)}, got {save_dtype!r}")
     dtype = settings.frozen_torch_dtype(hw["mixed_precision"]) if save_dtype == "auto" else DTYPES[save_dtype]
     save_model(accelerator, result.model, mllm, out, bool(icfg["lora"].get("merge", True)), dtype, cfg)
     if proc.is_main:
-        if folder.log_file.is_file():
-            (out / LOG_FILE).write_bytes(folder.log_file.read_bytes())
-        write_json(out / "metrics.json", {"arm": arm, "seed": seed, **metrics})
+        write_run_outputs(out, folder, {"arm": arm, "seed": seed, **metrics})
     accelerator.wait_for_everyone()
     del accelerator, module, mllm
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    return metrics
-
-
-def build(cfg: DictConfig, out: Path, arm: str) -> dict:
-    """Instruction-tune `arm` at the config's seed into `out`. Under several processes every rank
-    trains (data parallel) and only the main one writes."""
-    from sea.utils.dist import process_info
-
-    proc = process_info(cpu=hardware(cfg)["device"] == "cpu")
-    metrics = train_arm(cfg, arm, out, proc)
-    if proc.is_main:  # the model is in `out` now: its resume state is no longer needed
-        remove_checkpoints(_checkpoint_dir(cfg), instance_subdir(select(cfg, "seed"), arm))
     return metrics
 
 
@@ -259,7 +237,7 @@ STAGE = Stage(
         "instruct.save_dtype",
     ),
     out="paths.instruct",
-    build=build,
+    build=functools.partial(build_training_run, stage="instruct", train=train_arm),
     deps=("paths.prepared", "instruct.adapters", "paths.backbones"),
     tags=("gpu",),
     per_arm=True,

@@ -121,6 +121,11 @@ class TrainResult:
     seconds: float
     final: dict[str, float] = field(default_factory=dict)
 
+    def metrics(self) -> dict[str, float]:
+        """The stage metrics of the run: the last logged row, steps, resume point, seconds."""
+        out = {k: float(v) for k, v in self.final.items()}
+        return out | {"steps": self.steps, "resumed_from": self.resumed_from, "seconds": self.seconds}
+
 
 def make_accelerator(mixed_precision: str, device: str, accumulation_for: Callable[[int], int]) -> Any:
     """An `Accelerator` for this process. Under `accelerate launch` the launch config decides the
