@@ -6,11 +6,11 @@ function `dvc repro` reaches through `python -m sea <stage>`) inside one MLflow 
 Data stages (world, backbones, prepare, label) run once; the per-arm stages (align, instruct,
 evaluate) run once per seed and arm; `report` compares the arms and the table is printed at the end.
 Tasks of GPU stages carry the tag `gpu`, so a work pool or a Prefect concurrency limit on that tag
-routes them. When `hardware.num_processes` > 1 a GPU stage's task launches the stage under
-`accelerate launch` (`sea.launch`). No Prefect server is needed (Prefect starts a temporary local
-one); point `PREFECT_API_URL` at a server to see runs in its UI. Caching belongs to DVC and to the
-stages' own config-hash check, so tasks use `NO_CACHE`; no retries (a failed stage is resumed from its
-checkpoints by running the flow again).
+routes them. When `hardware.num_processes` > 1 a GPU stage runs under `accelerate launch`
+(`sea.runner.execute` starts it, for every runner). No Prefect server is needed (Prefect starts a
+temporary local one); point `PREFECT_API_URL` at a server to see runs in its UI. Caching belongs to
+DVC and to the stages' own config-hash check, so tasks use `NO_CACHE`; no retries (a failed stage is
+resumed from its checkpoints by running the flow again).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from sea import tracking  # noqa: E402
 from sea.config import compose, to_plain  # noqa: E402
-from sea.launch import needs_launcher, run_launched  # noqa: E402
 from sea.runner import execute  # noqa: E402
 from sea.stages import STAGE_NAMES, get_stage  # noqa: E402
 
@@ -40,10 +39,7 @@ from sea.stages import STAGE_NAMES, get_stage  # noqa: E402
 @task(cache_policy=NO_CACHE, retries=0, persist_result=False)
 def stage_task(name: str, cfg: dict, parent_run_id: str | None, arm: str | None = None) -> dict:
     """Plain data in and out: a resolved config dict, a run id, an arm, a metrics dict."""
-    config = OmegaConf.create(cfg)
-    if needs_launcher(config, get_stage(name)):
-        return run_launched(name, config, parent_run_id, arm)
-    return execute(name, config, parent_run_id, arm)
+    return execute(name, OmegaConf.create(cfg), parent_run_id, arm)
 
 
 def default_stages(cfg: DictConfig) -> list[str]:

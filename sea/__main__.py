@@ -67,7 +67,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     setup_logging()
-    from sea.launch import needs_launcher, run_launched
     from sea.runner import execute
 
     stage = get_stage(args.stage)
@@ -75,12 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sea: stage '{args.stage}' does not run per arm (no --arm)", file=sys.stderr)
         return 2
     try:
-        run = run_launched if needs_launcher(cfg, stage) else execute
         if stage.per_arm:
             arms = [args.arm] if args.arm else [str(a) for a in cfg.arms]
-            metrics = {arm: run(args.stage, cfg, None, arm) for arm in arms}
+            metrics = {arm: execute(args.stage, cfg, arm=arm) for arm in arms}
         else:
-            metrics = run(args.stage, cfg, None)
+            metrics = execute(args.stage, cfg)
     except SeaError as err:
         if args.debug:
             raise

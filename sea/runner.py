@@ -39,10 +39,15 @@ def execute(name: str, cfg: DictConfig, parent_run_id: str | None = None, arm: s
     """Run stage `name` (for a per-arm stage: the run of `arm` at the config's seed), skipped when its
     outputs are finished with this config, and record it in its own MLflow child run and metrics file.
 
-    Under a multi-process launcher every rank runs the stage; only the main rank tracks it and
-    writes its metrics.
+    A GPU stage configured for several processes (`hardware.num_processes` > 1) is started under
+    `accelerate launch` instead (`sea.launch`), whose ranks come back here: every rank runs the stage,
+    only the main rank tracks it and writes its metrics.
     """
+    from sea.launch import needs_launcher, run_launched
+
     stage = get_stage(name)
+    if needs_launcher(cfg, stage):
+        return run_launched(name, cfg, parent_run_id, arm)
     if not process_info().is_main:
         return stage.run(cfg, arm)
     params = {key: select(cfg, key) for key in stage.params}
