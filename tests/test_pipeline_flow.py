@@ -81,6 +81,10 @@ def test_flow_runs_every_stage_and_arm_under_one_parent(prefect_server, tiny_ove
             arm == "sea"
         )
 
+    for arm in tiny_cfg.arms:  # the stage-1 probe ran on each run's adapter, with its chance level
+        scored = json.loads(get_stage("evaluate").metrics_file(tiny_cfg, arm).read_text())
+        assert {"diagnostics/probe/object_f1", "diagnostics/probe/chance_object_f1"} <= set(scored)
+
     report = Path(tiny_cfg.paths.report)
     assert (report / "report.md").is_file() and (report / "benchmarks.png").is_file()
     assert {"report/report.md", "report/benchmarks.png"} <= {

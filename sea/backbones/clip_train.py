@@ -104,6 +104,7 @@ def model_config(vcfg: dict) -> dict:
             "head_width": width // heads,
             "mlp_ratio": float(vcfg.get("mlp_ratio", 4.0)),
             "patch_size": int(vcfg["patch_size"]),
+            "pool_type": str(vcfg.get("pool_type", "tok")),
         },
         "text_cfg": {
             "context_length": int(vcfg["context_length"]),

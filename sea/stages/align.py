@@ -65,6 +65,28 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def select_label_source(cfg: DictConfig, acfg: dict[str, Any], clip_labels: Any, grid: Any) -> Any:
+    """The arm's labels: the `label` stage's CLIP labels (`label_source.kind: clip`), or oracle labels
+    from the world's ground truth over the same word list, corrupted to `label_source.precision`
+    (`kind: oracle`, see `sea.labeling.oracle`)."""
+    from sea.labeling.oracle import LABEL_SOURCES, oracle_labels
+    from sea.training.data import InMemoryLabels, read_manifest
+
+    source = acfg.get("label_source") or {"kind": "clip"}
+    kind = source.get("kind", "clip")
+    if kind not in LABEL_SOURCES:
+        raise SeaError(f"align.label_source.kind: unknown {kind!r}; known: {', '.join(LABEL_SOURCES)}")
+    if kind == "clip":
+        return clip_labels
+    rows = read_manifest(Path(select(cfg, "paths.prepared")) / "manifests" / "pretrain.jsonl")
+    precision = float(source.get("precision", 1.0))
+    labels, _ = oracle_labels(
+        rows, source["ground_truth"], clip_labels.words, grid, precision, int(source.get("seed", 0))
+    )
+    log.info("oracle labels for %d images at label precision %.2f", len(labels), precision)
+    return InMemoryLabels(clip_labels.words, labels)
+
+
 def save_adapter_from(accelerator: Any, model: Any, path: Path, adapter_type: str) -> None:
     """Write the trained adapter (gathered first when the model is sharded: FSDP, ZeRO-3)."""
     from sea.models.adapter import build_adapter, save_adapter
@@ -123,6 +145,7 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
             "prepared": folder_fingerprint(select(cfg, "paths.prepared")),
             "labels": folder_fingerprint(acfg.get("labels")) if sea.enabled else None,
         },
+        "label_source": acfg.get("label_source") if sea.enabled else None,
         "processes": proc.world_size,
         "mixed_precision": hw["mixed_precision"],
     }
@@ -142,6 +165,7 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
             raise SeaError(f"align.labels is not set, and arm '{arm}' has a SEA weight > 0")
         labels = load_labels(acfg["labels"])
         check_label_compatibility(labels, mllm.vision)
+        labels = select_label_source(cfg, acfg, labels, mllm.vision.grid)
         table, word_ok = label_embedding_table(
             mllm.llm.get_input_embeddings(), mllm.tokenizer, labels.words, sea.word_prefix, sea.tokenize
         )
@@ -261,6 +285,7 @@ STAGE = Stage(
         "align.image_aspect_ratio",
         "align.train",
         "align.sea",
+        "align.label_source",
     ),
     out="paths.align",
     build=functools.partial(build_training_run, stage="align", train=train_arm),

@@ -103,6 +103,36 @@ def diagnostic_inputs(
     return pixels, captions, rows, words
 
 
+def stage1_probe(
+    cfg: DictConfig, pcfg: dict[str, Any], dcfg: dict[str, Any], instance: str, batch_size: int, out: Path
+) -> dict[str, float]:
+    """Caption grounding of the run's stage-1 model (`sea.eval.grounding`) on the world's eval images;
+    empty without world ground truth."""
+    from sea.eval.answers import read_jsonl
+    from sea.eval.grounding import run_probe
+    from sea.eval.runner import EvalQuestion, open_image, preprocess_image
+    from sea.models.adapter import load_adapter
+    from sea.models.mllm import SeaMLLM
+
+    gt_path = Path(dcfg["ground_truth"]) if dcfg.get("ground_truth") else None
+    if gt_path is None or not gt_path.is_file():
+        log.info("stage-1 probe: no world ground truth at %s: skipped", gt_path)
+        return {}
+    adapter = Path(pcfg["adapters"]) / instance / "adapter.safetensors"
+    if not adapter.is_file():  # e.g. an outside model evaluated through an `eval.models` mapping
+        log.warning("stage-1 probe: no stage-1 adapter at %s: skipped", adapter)
+        return {}
+    rows = read_jsonl(gt_path)[: int(pcfg.get("max_images") or 100)]
+    root = Path(dcfg.get("image_root") or gt_path.parent.parent)
+    model = SeaMLLM.from_config(cfg, device=_device(select(cfg, "eval")))
+    load_adapter(adapter, model.adapter)
+    model.eval()
+    aspect = str(select_or(cfg, "align.image_aspect_ratio", "none"))
+    images = [open_image(EvalQuestion(r["id"], "", "", image=r["image"]), root) for r in rows]
+    pixels = [preprocess_image(model, im, aspect) for im in images]
+    return run_probe(model, pixels, rows, batch_size, int(pcfg.get("max_new_tokens") or 32), out)
+
+
 def build(cfg: DictConfig, out: Path, arm: str) -> dict:
     import torch
 
@@ -162,6 +192,13 @@ def build(cfg: DictConfig, out: Path, arm: str) -> dict:
             (out / "diagnostics").mkdir(exist_ok=True)
             (out / "diagnostics" / "nearest_words.txt").write_text(dump + "\n", encoding="utf-8")
     del model, generator
+    pcfg = ecfg.get("probe") or {}
+    if proc.is_main and pcfg.get("enabled") and pcfg.get("adapters"):
+        probe = stage1_probe(cfg, pcfg, dcfg, instance, batch_size, out / "probe")
+        if probe:  # a diagnostic of the alignment, reported with the others
+            diag = scores.setdefault("diagnostics", {}).setdefault("metrics", {})
+            diag |= {f"probe/{k}": v for k, v in probe.items()}
+            metrics |= {metric_name("diagnostics", "probe", k): v for k, v in probe.items()}
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     if not proc.is_main:
@@ -181,13 +218,19 @@ def build(cfg: DictConfig, out: Path, arm: str) -> dict:
 STAGE = Stage(
     name="evaluate",
     help="LLaVA-1.5 benchmarks in LLaVA's formats, scored like LLaVA's scripts, and alignment diagnostics",
-    params=("eval", "data.eval_sets"),
+    params=("eval", "data.eval_sets", "model"),
     out="paths.evaluate",
     build=build,
-    deps=("eval.models", "eval.diagnostics.wordlist", "eval.diagnostics.ground_truth"),
+    deps=(
+        "eval.models",
+        "eval.diagnostics.wordlist",
+        "eval.diagnostics.ground_truth",
+        "eval.probe.adapters",
+        "paths.backbones",
+    ),
     tags=("gpu",),
     per_arm=True,
     scores_for="instruct",
-    arm_deps=("eval.models",),
+    arm_deps=("eval.models", "eval.probe.adapters"),
 )
 run = STAGE.run

@@ -101,6 +101,8 @@ REQUIRED_KEYS: tuple[str, ...] = (
 )
 # Optional keys and their defaults (maximum per-channel deviation from the base colour, 0-255 scale).
 OPTIONAL_DEFAULTS: dict[str, Any] = {"object_noise": 8, "background_noise": 16}
+# Optional answer styles of the instruction turns (fractions; the rest are long answers).
+STYLE_DEFAULTS: dict[str, float] = {"multiple_choice_fraction": 0.15, "short_answer_fraction": 0.45}
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,8 @@ class WorldConfig:
     corpus_sentences: int
     object_noise: int = 8
     background_noise: int = 16
+    multiple_choice_fraction: float = 0.15
+    short_answer_fraction: float = 0.45
 
     @property
     def grid(self) -> int:
@@ -190,7 +194,7 @@ def validate_world_config(wcfg: dict[str, Any]) -> WorldConfig:
     missing = [k for k in REQUIRED_KEYS if k not in wcfg]
     if missing:
         raise ValueError(f"data.world is missing key(s): {', '.join(missing)}")
-    extra = sorted(set(wcfg) - set(REQUIRED_KEYS) - set(OPTIONAL_DEFAULTS))
+    extra = sorted(set(wcfg) - set(REQUIRED_KEYS) - set(OPTIONAL_DEFAULTS) - set(STYLE_DEFAULTS))
     if extra:
         log.warning("data.world: ignoring unknown key(s) %s", ", ".join(extra))
 
@@ -244,6 +248,12 @@ def validate_world_config(wcfg: dict[str, Any]) -> WorldConfig:
     for key, default in OPTIONAL_DEFAULTS.items():
         noise[key] = _int({key: wcfg.get(key, default)}, key, 0, 64)
 
+    styles = {k: _prob({k: wcfg.get(k, v)}, k, 0.0, 1.0) for k, v in STYLE_DEFAULTS.items()}
+    if sum(styles.values()) > 1.0:
+        raise ValueError(
+            "data.world.multiple_choice_fraction + short_answer_fraction must be <= 1, got "
+            f"{sum(styles.values())}"
+        )
     return WorldConfig(
         image_size=image_size,
         patch_size=patch_size,
@@ -263,4 +273,5 @@ def validate_world_config(wcfg: dict[str, Any]) -> WorldConfig:
         mmbench_options=_int(wcfg, "mmbench_options", 2, len(POSITION_WORDS)),
         corpus_sentences=_int(wcfg, "corpus_sentences", 1),
         **noise,
+        **styles,
     )

@@ -409,12 +409,12 @@ def instruction_turn(
     if qa is None:
         return None
     style = rng.random()
-    if style < 0.15 and qa.domain:
+    if style < cfg.multiple_choice_fraction and qa.domain:
         made = make_options(qa, cfg, rng, min(cfg.mmbench_options, len(answer_domain(qa.domain, cfg))))
         if made is not None:
             options, idx = made
             return format_choices(qa.question, options), LETTERS[idx], qa.template + "_mc", qa.long
-    if style < 0.6:
+    if style < cfg.multiple_choice_fraction + cfg.short_answer_fraction:
         return qa.question + SHORT_SUFFIX, qa.short, qa.template + "_short", qa.long
     return qa.question, qa.long, qa.template + "_long", qa.long
 
