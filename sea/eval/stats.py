@@ -1,0 +1,249 @@
+"""The report's statistics: paired bootstrap intervals over questions, t-intervals over seeds, and the
+flags that mark a degenerate answer distribution. Pure functions on numbers and `sea.eval.outcomes`.
+
+**Paired bootstrap over questions.** For one benchmark, every (seed, arm) answered the same units
+(`sea.eval.outcomes`: a question; for POPE a question within its split; for MME an image's question
+pair within its subtask; for MMBench an original question with all its circular copies). A resample
+draws units with replacement within each stratum and recomputes the headline for every (seed, arm) on
+the *same* draw, so an arm and the baseline are compared on identical question sets. Per resample: an
+arm's value is the mean over seeds, the difference is arm − baseline, the relative gain is
+(arm − baseline) / baseline × 100, and the average relative gain is the mean of the gains of the
+benchmarks it covers (every benchmark resampled independently, the same resample index across them: a
+joint bootstrap). Intervals are percentile intervals. Deterministic: the draws of benchmark `b`,
+stratum `i` come from `numpy.random.default_rng([seed, crc32(b), i])`, so they do not depend on which
+other benchmarks or arms are present. Two identical answer files give a difference of exactly 0 in
+every resample, so the interval [0, 0].
+
+**Across seeds** (with at least `MIN_SEEDS` seeds): a Student t interval, n − 1 degrees of freedom, on
+the mean of the per-seed values (an arm's headline, or the paired per-seed difference or relative gain).
+
+**Flags** per (seed, arm, benchmark), thresholds in `conf/report/default.yaml`:
+- `yes_ratio`: a POPE split whose yes-ratio is above `flags.yes_ratio_high` or below `flags.yes_ratio_low`
+  (percent; per split, since a split answered all-"yes" is degenerate whatever the others do);
+- `unparsed`: more than `flags.unparsed` percent of the answers read by no parsing rule (POPE: no
+  yes / no / not word, though the reference reads them as "yes"; MME: "other"; MMBench: no option read);
+- `chance`: the headline at or below the benchmark's chance level + `flags.chance_margin`, chance
+  computed by the scorer from the ground truth (its `chance`: the best answerer that ignores the image,
+  see each scorer).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sea.errors import SeaError
+from sea.eval.outcomes import headline
+
+MIN_SEEDS = 3
+CHUNK = 256  # resamples drawn per block (bounds memory on large benchmarks)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """`report.*` of the config (conf/report/default.yaml)."""
+
+    confidence: float = 0.95
+    resamples: int = 2000
+    seed: int = 0
+    yes_ratio_low: float = 10.0
+    yes_ratio_high: float = 90.0
+    unparsed: float = 10.0
+    chance_margin: float = 0.0
+
+    @classmethod
+    def from_config(cls, report: Mapping[str, Any] | None) -> Settings:
+        """From the `report` config section (absent keys: the defaults); a SeaError names a bad key."""
+        report = report or {}
+        boot, flags = report.get("bootstrap") or {}, report.get("flags") or {}
+        values = {
+            "confidence": report.get("confidence", cls.confidence),
+            "resamples": boot.get("resamples", cls.resamples),
+            "seed": boot.get("seed", cls.seed),
+            **{k: flags.get(k, getattr(cls, k)) for k in ("yes_ratio_low", "yes_ratio_high", "unparsed")},
+            "chance_margin": flags.get("chance_margin", cls.chance_margin),
+        }
+        if not 0 < float(values["confidence"]) < 1:
+            raise SeaError(f"report.confidence must be between 0 and 1, got {values['confidence']}")
+        if int(values["resamples"]) < 1:
+            raise SeaError(f"report.bootstrap.resamples must be at least 1, got {values['resamples']}")
+        if not 0 <= float(values["yes_ratio_low"]) < float(values["yes_ratio_high"]) <= 100:
+            raise SeaError(
+                "report.flags: need 0 <= yes_ratio_low < yes_ratio_high <= 100, got "
+                f"{values['yes_ratio_low']} and {values['yes_ratio_high']}"
+            )
+        return cls(
+            confidence=float(values["confidence"]),
+            resamples=int(values["resamples"]),
+            seed=int(values["seed"]),
+            yes_ratio_low=float(values["yes_ratio_low"]),
+            yes_ratio_high=float(values["yes_ratio_high"]),
+            unparsed=float(values["unparsed"]),
+            chance_margin=float(values["chance_margin"]),
+        )
+
+
+def finite(value: Any) -> float | None:
+    """`value` as a float when it is a finite number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+# ---- bootstrap -------------------------------------------------------------------------------------
+
+
+def _aligned(benchmark: str, outcomes: Mapping[Any, Mapping[str, Any]]) -> tuple[str, list[str], list]:
+    """(aggregate, strata names, [per stratum: (ids, {key: values array})]) with every run's units in the
+    first run's order; a SeaError when the runs did not answer the same units."""
+    keys = list(outcomes)
+    ref = outcomes[keys[0]]
+    names = sorted(ref["strata"])
+    for k in keys[1:]:
+        other = outcomes[k]
+        if other["aggregate"] != ref["aggregate"] or sorted(other["strata"]) != names:
+            raise SeaError(
+                f"report: {benchmark} outcomes of {k} and {keys[0]} differ in aggregate or strata: "
+                "not the same benchmark files"
+            )
+    strata = []
+    for name in names:
+        ids = ref["strata"][name]["ids"]
+        values = {}
+        for k in keys:
+            stratum = outcomes[k]["strata"][name]
+            if stratum["ids"] == ids:
+                values[k] = np.asarray(stratum["values"], dtype=float)
+                continue
+            pos = {u: i for i, u in enumerate(stratum["ids"])}
+            if set(pos) != set(ids):
+                diff = sorted(set(pos) ^ set(ids))[:5]
+                raise SeaError(
+                    f"report: {benchmark} ({name}): {k} and {keys[0]} answered different units "
+                    f"(e.g. {diff}): a paired comparison needs the same questions"
+                )
+            values[k] = np.asarray(stratum["values"], dtype=float)[[pos[u] for u in ids]]
+        strata.append((ids, values))
+    return ref["aggregate"], names, strata
+
+
+def paired_bootstrap(
+    benchmark: str, outcomes: Mapping[Any, Mapping[str, Any]], resamples: int, seed: int
+) -> dict[Any, np.ndarray]:
+    """`{run key: headline per resample}` (arrays of length `resamples`), every run resampled on the
+    same units (see the module docstring)."""
+    aggregate, _, strata = _aligned(benchmark, outcomes)
+    keys = list(outcomes)
+    sizes = np.array([len(ids) for ids, _ in strata])
+    sums = []  # per stratum: (resamples, runs, columns)
+    for i, (ids, values) in enumerate(strata):
+        n = len(ids)
+        stacked = np.stack([values[k] for k in keys], axis=1).reshape(n, -1)  # (units, runs * columns)
+        rng = np.random.default_rng([seed, zlib.crc32(benchmark.encode()), i])
+        blocks = []
+        for start in range(0, resamples, CHUNK):
+            c = min(CHUNK, resamples - start)
+            idx = rng.integers(0, n, size=(c, n))
+            counts = np.bincount((idx + n * np.arange(c)[:, None]).ravel(), minlength=c * n).reshape(c, n)
+            blocks.append(counts.astype(float) @ stacked)
+        sums.append(np.concatenate(blocks).reshape(resamples, len(keys), -1))
+    values = headline(aggregate, np.stack(sums, axis=2), sizes)  # (resamples, runs)
+    return {k: values[:, j] for j, k in enumerate(keys)}
+
+
+def percentile_interval(samples: np.ndarray, confidence: float) -> list[float] | None:
+    """[low, high] percentile interval; None when any sample is not finite (e.g. a gain over 0)."""
+    samples = np.asarray(samples, dtype=float)
+    if samples.size == 0 or not np.all(np.isfinite(samples)):
+        return None
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(samples, [alpha, 1 - alpha])
+    return [float(low), float(high)]
+
+
+def relative_gain_samples(arm: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """(arm - base) / base * 100 per resample; inf / nan where base is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (arm - base) / base * 100
+
+
+# ---- across seeds ----------------------------------------------------------------------------------
+
+
+def t_interval(values: Sequence[float | None], confidence: float) -> list[float] | None:
+    """Student t interval for the mean of `values` (n - 1 df); None below `MIN_SEEDS` finite values."""
+    from scipy.stats import t
+
+    vals = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if len(vals) < MIN_SEEDS:
+        return None
+    mean, sd = statistics.fmean(vals), statistics.stdev(vals)
+    half = float(t.ppf(1 - (1 - confidence) / 2, len(vals) - 1)) * sd / math.sqrt(len(vals))
+    return [mean - half, mean + half]
+
+
+# ---- flags -----------------------------------------------------------------------------------------
+
+
+def answer_flags(
+    result: Mapping[str, Any], metric: str, value: float | None, settings: Settings
+) -> list[dict]:
+    """The degenerate-answer flags of one scored answer file (see the module docstring): a list of
+    `{"kind", "short", "detail"}`."""
+    flags = []
+    splits = result.get("splits") or {"all": result.get("metrics") or {}}
+    ratios = {s: m["yes_ratio"] for s, m in splits.items() if "yes_ratio" in m}
+    odd = {s: r for s, r in ratios.items() if not settings.yes_ratio_low <= r <= settings.yes_ratio_high}
+    if odd:
+        worst = max(odd.values(), key=lambda r: abs(r - 50))
+        where = ", ".join(f"{s} {r:.0f} %" for s, r in odd.items())
+        flags.append(
+            {
+                "kind": "yes_ratio",
+                "short": f"yes {worst:.0f} %",
+                "detail": f"yes-ratio outside [{settings.yes_ratio_low:g}, {settings.yes_ratio_high:g}] % "
+                f"({where})",
+            }
+        )
+    counts = result.get("counts") or {}
+    unparsed = counts.get("unparsed", counts.get("other"))
+    if unparsed is not None and counts.get("answered"):
+        share = unparsed / counts["answered"] * 100
+        if share > settings.unparsed:
+            flags.append(
+                {
+                    "kind": "unparsed",
+                    "short": f"unparsed {share:.0f} %",
+                    "detail": f"{unparsed} of {counts['answered']} answers ({share:.1f} %) unparsed, over "
+                    f"{settings.unparsed:g} %",
+                }
+            )
+    chance = ((result.get("chance") or {}).get("metrics") or {}).get(metric)
+    if value is not None and chance is not None and value <= chance + settings.chance_margin:
+        rule = (result.get("chance") or {}).get("rule", "")
+        flags.append(
+            {
+                "kind": "chance",
+                "short": "≤ chance",
+                "detail": f"{value:.2f} at or below chance {chance:.2f}" + (f" ({rule})" if rule else ""),
+            }
+        )
+    return flags
+
+
+def verdict(arm: str, base: str, interval: Sequence[float] | None, unit: str = " %") -> str:
+    """The plain sentence for an interval of arm − baseline (or of a relative gain)."""
+    if interval is None:
+        return "no interval (undefined in some resamples, or no per-question outcomes)"
+    low, high = interval
+    if low <= 0 <= high:
+        return "no significant difference at this scale"
+    direction = "higher" if low > 0 else "lower"
+    return f"{arm} is {direction} than {base} ([{low:+.2f}, {high:+.2f}]{unit})"
