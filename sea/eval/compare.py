@@ -489,20 +489,10 @@ def _average(
         g = [table[b]["gain_per_seed"][arm][str(s)] for b in covered]
         per_seed[str(s)] = statistics.fmean(g) if g and all(x is not None for x in g) else None
     seed_ci = stats.t_interval(list(per_seed.values()), settings.confidence)
-    intervals = [i for i in (ci, seed_ci) if i is not None]
-    significant = (
-        bool(intervals)
-        and all(not i[0] <= 0 <= i[1] for i in intervals)
-        and (len({i[0] > 0 for i in intervals}) == 1)
-    )
-    if not covered:
-        sentence = "no benchmark left to average: every one is flagged or undefined"
-    elif not intervals:
-        sentence = "no interval (no per-question outcomes): no claim either way"
-    elif significant:
-        sentence = stats.verdict(arm, base, intervals[0])
+    if covered:
+        significant, sentence = stats.verdict(arm, base, [ci, seed_ci])
     else:
-        sentence = "no significant difference at this scale"
+        significant, sentence = False, "no benchmark left to average: every one is flagged or undefined"
     return {
         "gain": gain,
         "ci": ci,

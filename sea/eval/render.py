@@ -121,13 +121,17 @@ def average_lines(comparison: Mapping[str, Any]) -> list[str]:
     pct = f"{st['confidence'] * 100:g} %"
     lines = []
     for a, avg in (comparison.get("average") or {}).items():
-        text = f"- {a} vs {base}: average relative gain {_signed(avg['gain'], ' %')}"
+        intervals = []
         if avg["ci"] is not None:
-            text += f", {pct} interval{_interval(avg['ci'], True)} (paired bootstrap over questions)"
+            intervals.append(f"over questions (paired bootstrap){_interval(avg['ci'], True)}")
         if avg["seed_ci"] is not None:
-            text += f", {_interval(avg['seed_ci'], True).strip()} over {len(comparison['seeds'])} seeds (t)"
-        text += f", over {_names(comparison, avg['benchmarks'])}: {avg['verdict']}."
-        lines.append(text)
+            intervals.append(f"over {len(comparison['seeds'])} seeds (t){_interval(avg['seed_ci'], True)}")
+        lines.append(
+            f"- {a} vs {base}, average relative gain over {_names(comparison, avg['benchmarks'])}: "
+            f"{_signed(avg['gain'], ' %')}"
+            + (f" ({pct} intervals {'; '.join(intervals)})" if intervals else "")
+            + f". {avg['verdict'][0].upper()}{avg['verdict'][1:]}."
+        )
         if avg["left_out"]:
             left = "; ".join(
                 f"{comparison['benchmarks'][b]['name']} ({why})" for b, why in avg["left_out"].items()

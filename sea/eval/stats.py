@@ -238,12 +238,13 @@ def answer_flags(
     return flags
 
 
-def verdict(arm: str, base: str, interval: Sequence[float] | None, unit: str = " %") -> str:
-    """The plain sentence for an interval of arm − baseline (or of a relative gain)."""
-    if interval is None:
-        return "no interval (undefined in some resamples, or no per-question outcomes)"
-    low, high = interval
-    if low <= 0 <= high:
-        return "no significant difference at this scale"
-    direction = "higher" if low > 0 else "lower"
-    return f"{arm} is {direction} than {base} ([{low:+.2f}, {high:+.2f}]{unit})"
+def verdict(arm: str, base: str, intervals: Sequence[Sequence[float] | None]) -> tuple[bool, str]:
+    """(significant, plain sentence) for intervals of arm − baseline (or of a relative gain): significant
+    only when every interval given excludes 0 on the same side."""
+    given = [i for i in intervals if i is not None]
+    if not given:
+        return False, "no interval (no per-question outcomes and fewer than 3 seeds): no claim either way"
+    if any(low <= 0 <= high for low, high in given) or len({low > 0 for low, _ in given}) > 1:
+        return False, "no significant difference at this scale"
+    direction = "higher" if given[0][0] > 0 else "lower"
+    return True, f"{arm} is {direction} than {base} (every interval excludes 0)"

@@ -1,8 +1,9 @@
 """`report`: the SEA vs baseline comparison over every seed and arm (`sea.eval.compare`).
 
 Reads `<paths.evaluate>/seed<s>/<arm>/scores.json` for every seed of `seeds` and arm of `arms` (a missing
-one is an error naming it), the per-unit `outcomes.json` next to it (absent: no bootstrap intervals), `<paths.align>/seed<s>/<arm>/train_log.jsonl` (stage-1 curves; absent logs
-are left out of the plot) and, when present, the label stage's metrics `<paths.metrics>/label.json`.
+one is an error naming it), the per-unit `outcomes.json` next to it (absent: no bootstrap intervals),
+`<paths.align>/seed<s>/<arm>/train_log.jsonl` (stage-1 curves; absent logs are left out of the plot)
+and, when present, the label stage's metrics `<paths.metrics>/label.json`.
 
 Writes under `paths.report`:
 

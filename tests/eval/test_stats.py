@@ -219,7 +219,7 @@ def test_a_known_difference_gives_an_interval_that_excludes_zero(world_cfg, trut
     assert 0 < low <= 50.0 <= high
     avg = comp["average"]["sea"]
     assert avg["ci"][0] > 0 and avg["significant"]
-    assert avg["verdict"].startswith("sea is higher than baseline ([+")
+    assert avg["verdict"] == "sea is higher than baseline (every interval excludes 0)"
     # deterministic, and the draws depend on the bootstrap seed
     assert comparison(root, ["sea", "baseline"])["average"]["sea"]["ci"] == avg["ci"]
     oc = C.load_outcomes(root, [0], ["sea", "baseline"])[0]
@@ -308,10 +308,10 @@ def test_average_leaves_out_flagged_benchmarks_and_names_them(world_cfg, truth, 
     assert avg["paper_basis"]["extra"] == ["MME"]
 
     text = "\n".join(average_lines(comp))
-    assert "over GQA, MME" in text
+    assert "average relative gain over GQA, MME: +" in text
     assert (
-        "Left out of the average: MMBench (sea: ≤ chance; baseline: ≤ chance); POPE (sea: yes 100 %, ≤ chance)."
-        in text
+        "Left out of the average: MMBench (sea: ≤ chance; baseline: ≤ chance); "
+        "POPE (sea: yes 100 %, ≤ chance)." in text
     )
     assert "Not the SEA paper's eight benchmarks" in text and "+7.61 %" in text
     table = C.headline_table(comp)
@@ -334,8 +334,10 @@ def test_report_stage_writes_intervals_flags_and_verdict(world_cfg, truth, tmp_p
     )  # fmt: skip
     metrics = STAGE.run(cfg)
     md = (paths["report"] / C.REPORT_MD).read_text()
-    assert "no significant difference at this scale" in md  # same answers but POPE, which is left out
-    assert "over GQA, MMBench: no significant" in md
+    assert (
+        "over GQA, MMBench: +0.00 % (95 % intervals over questions (paired bootstrap) [+0.00, +0.00])." in md
+    )
+    assert "No significant difference at this scale." in md
     assert "MME (sea: ≤ chance; baseline: ≤ chance)" in md  # a coin flip scores 75 per subtask
     assert "| benchmark | metric | chance | sea | baseline | Δ sea | gain sea (%) |" in md
     assert "POPE, sea, seed 0: yes-ratio outside [10, 90] %" in md
