@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -49,7 +48,6 @@ import numpy as np
 
 from sea.errors import SeaError
 from sea.eval import stats
-from sea.eval.outcomes import point_headline
 from sea.eval.render import (
     ALIGN_PNG,
     BENCHMARKS_PNG,
@@ -198,22 +196,6 @@ def read_label_metrics(path: str | Path) -> dict[str, float] | None:
 # ---- statistics ------------------------------------------------------------------------------------
 
 
-def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None, int]:
-    """(mean, sample standard deviation (n - 1), n) of the finite values; std is None below two values,
-    mean is None without any."""
-    vals = [v for v in (finite(x) for x in values) if v is not None]
-    if not vals:
-        return None, None, 0
-    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else None), len(vals)
-
-
-def relative_gain(value: float | None, baseline: float | None) -> float | None:
-    """`(value - baseline) / baseline * 100`; None when either is missing or the baseline is 0."""
-    if value is None or baseline is None or baseline == 0:
-        return None
-    return (value - baseline) / baseline * 100
-
-
 def headline(name: str, result: Mapping[str, Any]) -> tuple[str, str, float | None]:
     """(metric key, description, value) of a benchmark result's headline metric (see the module doc)."""
     metrics = result.get("metrics") or {}
@@ -258,63 +240,6 @@ def _headline_values(
                 value = finite((res.get("metrics") or {}).get(metric))
             values[a][str(s)] = value
     return metric, description, values
-
-
-def _merged_flags(per_seed: Mapping[str, list[dict]]) -> list[dict]:
-    """One entry per flag kind over the seeds: `{"kind", "short", "seeds", "detail"}` (details per seed)."""
-    out: dict[str, dict] = {}
-    for s, flags in per_seed.items():
-        for f in flags:
-            entry = out.setdefault(
-                f["kind"], {"kind": f["kind"], "short": f["short"], "seeds": [], "detail": {}}
-            )
-            entry["seeds"].append(int(s))
-            entry["detail"][s] = f["detail"]
-    return list(out.values())
-
-
-def _check_outcomes(b: str, runs: Mapping[tuple[int, str], Mapping], values: Mapping) -> None:
-    """Each run's outcomes must give its scores.json headline (one source of truth: the scorer)."""
-    for (s, a), oc in runs.items():
-        expected, got = values[a][str(s)], point_headline(oc)
-        if expected is None or not math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-9):
-            raise SeaError(
-                f"report: {b} of seed {s}, arm {a}: outcomes.json gives {got} but scores.json {expected}: "
-                "the two files are not from the same scoring (rerun `evaluate`)"
-            )
-
-
-def _bootstrap_row(
-    b: str,
-    row: dict[str, Any],
-    outcomes: Mapping[int, Mapping[str, Mapping[str, Any]]] | None,
-    arms: Sequence[str],
-    seeds: Sequence[int],
-    settings: stats.Settings,
-) -> dict[str, np.ndarray] | None:
-    """Per arm, the mean over seeds of the headline per resample (None without every run's outcomes);
-    fills `row["bootstrap"]` and `row["ci"]`."""
-    runs = {
-        (s, a): outcomes[s][a][b]
-        for s in seeds
-        for a in arms
-        if outcomes and outcomes.get(s, {}).get(a) and b in outcomes[s][a]
-    }
-    if len(runs) < len(seeds) * len(arms):
-        row["bootstrap"] = None
-        row["ci"] = dict.fromkeys(arms)
-        return None
-    _check_outcomes(b, runs, row["values"])
-    samples = stats.paired_bootstrap(b, runs, settings.resamples, settings.seed)
-    per_arm = {a: np.mean([samples[(s, a)] for s in seeds], axis=0) for a in arms}
-    first = next(iter(runs.values()))
-    row["bootstrap"] = {
-        "unit": first["unit"],
-        "units": sum(len(st["ids"]) for st in first["strata"].values()),
-        "strata": sorted(first["strata"]),
-    }
-    row["ci"] = {a: stats.percentile_interval(per_arm[a], settings.confidence) for a in arms}
-    return per_arm
 
 
 def compare(
@@ -366,12 +291,12 @@ def compare(
             "chance_rule": chance.get("rule"),
             "values": values,
         }
-        summary = {a: mean_std(values[a].values()) for a in arms}
+        summary = {a: stats.mean_std(values[a].values()) for a in arms}
         row["mean"] = {a: summary[a][0] for a in arms}
         row["std"] = {a: summary[a][1] for a in arms}
         row["n"] = {a: summary[a][2] for a in arms}
         row["flags"] = {
-            a: _merged_flags(
+            a: stats.merge_flags(
                 {
                     str(s): stats.answer_flags(scores[s][a][b], metric, values[a][str(s)], settings)
                     for s in seeds
@@ -380,10 +305,10 @@ def compare(
             )
             for a in arms
         }
-        boot[b] = _bootstrap_row(b, row, outcomes, arms, seeds, settings)
+        boot[b] = stats.bootstrap_row(b, row, outcomes, arms, seeds, settings)
         row["seed_ci"] = {a: stats.t_interval(list(values[a].values()), settings.confidence) for a in arms}
         if base:
-            _pair_columns(row, boot[b], base, others, seeds, settings)
+            stats.pair_intervals(row, boot[b], base, others, seeds, settings)
         table[b] = row
 
     out: dict[str, Any] = {"arms": arms, "seeds": seeds, "baseline": base, "benchmarks": table}
@@ -400,7 +325,9 @@ def compare(
         },
     }
     if base:
-        out["average"] = {a: _average(table, boot, a, base, seeds, settings) for a in others}
+        out["average"] = {a: stats.average_gain(table, boot, a, base, seeds, settings) for a in others}
+        for avg in out["average"].values():
+            avg["paper_basis"] = paper_basis(avg["benchmarks"])
     out["diagnostics"] = _summaries(
         {a: [(scores[s][a].get("diagnostics") or {}).get("metrics") or {} for s in seeds] for a in arms}
     )
@@ -411,99 +338,6 @@ def compare(
         }
     )
     return out
-
-
-def _pair_columns(
-    row: dict[str, Any],
-    boot: Mapping[str, np.ndarray] | None,
-    base: str,
-    others: Sequence[str],
-    seeds: Sequence[int],
-    settings: stats.Settings,
-) -> None:
-    """Difference and relative gain of every compared arm over the baseline, with their intervals."""
-    values, bm = row["values"], row["mean"][base]
-    row["delta"] = {a: None if row["mean"][a] is None or bm is None else row["mean"][a] - bm for a in others}
-    row["gain"] = {a: relative_gain(row["mean"][a], bm) for a in others}
-    row["gain_per_seed"] = {
-        a: {str(s): relative_gain(values[a][str(s)], values[base][str(s)]) for s in seeds} for a in others
-    }
-    conf = settings.confidence
-    row["delta_ci"] = {
-        a: None if boot is None else stats.percentile_interval(boot[a] - boot[base], conf) for a in others
-    }
-    row["gain_ci"] = {
-        a: None
-        if boot is None
-        else stats.percentile_interval(stats.relative_gain_samples(boot[a], boot[base]), conf)
-        for a in others
-    }
-    diffs = {
-        a: [
-            None
-            if values[a][str(s)] is None or values[base][str(s)] is None
-            else values[a][str(s)] - values[base][str(s)]
-            for s in seeds
-        ]
-        for a in others
-    }
-    row["delta_seed_ci"] = {a: stats.t_interval(diffs[a], conf) for a in others}
-    row["gain_seed_ci"] = {a: stats.t_interval(list(row["gain_per_seed"][a].values()), conf) for a in others}
-
-
-def _average(
-    table: Mapping[str, Any],
-    boot: Mapping[str, Mapping[str, np.ndarray] | None],
-    arm: str,
-    base: str,
-    seeds: Sequence[int],
-    settings: stats.Settings,
-) -> dict[str, Any]:
-    """The paper's average relative gain of `arm` over `base`, over the benchmarks flagged for neither."""
-    left_out: dict[str, str] = {}
-    covered = []
-    gains = {}
-    for b, row in table.items():
-        flagged = [
-            f"{who}: {', '.join(f['short'] for f in row['flags'][who])}"
-            for who in (arm, base)
-            if row["flags"][who]
-        ]
-        if boot[b] is not None:
-            gains[b] = stats.relative_gain_samples(boot[b][arm], boot[b][base])
-        if flagged:
-            left_out[b] = "; ".join(flagged)
-        elif row["gain"][arm] is None:
-            left_out[b] = "gain undefined (baseline mean 0 or missing)"
-        elif b in gains and not np.all(np.isfinite(gains[b])):
-            zero = int(np.sum(~np.isfinite(gains[b])))
-            left_out[b] = f"gain undefined in {zero} of {settings.resamples} resamples (baseline 0)"
-        else:
-            covered.append(b)
-    gain = statistics.fmean(table[b]["gain"][arm] for b in covered) if covered else None
-    ci = None
-    if covered and all(b in gains for b in covered):
-        ci = stats.percentile_interval(np.mean([gains[b] for b in covered], axis=0), settings.confidence)
-    per_seed = {}
-    for s in seeds:
-        g = [table[b]["gain_per_seed"][arm][str(s)] for b in covered]
-        per_seed[str(s)] = statistics.fmean(g) if g and all(x is not None for x in g) else None
-    seed_ci = stats.t_interval(list(per_seed.values()), settings.confidence)
-    if covered:
-        significant, sentence = stats.verdict(arm, base, [ci, seed_ci])
-    else:
-        significant, sentence = False, "no benchmark left to average: every one is flagged or undefined"
-    return {
-        "gain": gain,
-        "ci": ci,
-        "seed_ci": seed_ci,
-        "benchmarks": covered,
-        "left_out": left_out,
-        "per_seed": per_seed,
-        "significant": significant,
-        "verdict": sentence,
-        "paper_basis": paper_basis(covered),
-    }
 
 
 def paper_basis(benchmarks: Iterable[str]) -> dict[str, Any]:
@@ -521,11 +355,11 @@ def _summaries(per_arm: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, 
     names = list(dict.fromkeys(k for rows in per_arm.values() for r in rows for k in r))
     out = {}
     for name in names:
-        stats = {a: mean_std(r.get(name) for r in rows) for a, rows in per_arm.items()}
+        summary = {a: stats.mean_std(r.get(name) for r in rows) for a, rows in per_arm.items()}
         out[name] = {
-            "mean": {a: m for a, (m, _, _) in stats.items()},
-            "std": {a: sd for a, (_, sd, _) in stats.items()},
-            "n": {a: n for a, (_, _, n) in stats.items()},
+            "mean": {a: m for a, (m, _, _) in summary.items()},
+            "std": {a: sd for a, (_, sd, _) in summary.items()},
+            "n": {a: n for a, (_, _, n) in summary.items()},
         }
     return out
 

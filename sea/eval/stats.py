@@ -15,7 +15,9 @@ other benchmarks or arms are present. Two identical answer files give a differen
 every resample, so the interval [0, 0].
 
 **Across seeds** (with at least `MIN_SEEDS` seeds): a Student t interval, n − 1 degrees of freedom, on
-the mean of the per-seed values (an arm's headline, or the paired per-seed difference or relative gain).
+the mean of the per-seed values (an arm's headline, or the paired per-seed difference, relative gain or
+average relative gain). The average's verdict is "significant" only when every interval it has (over
+questions, over seeds) excludes 0 on the same side.
 
 **Flags** per (seed, arm, benchmark), thresholds in `conf/report/default.yaml`:
 - `yes_ratio`: a POPE split whose yes-ratio is above `flags.yes_ratio_high` or below `flags.yes_ratio_low`
@@ -32,14 +34,14 @@ from __future__ import annotations
 import math
 import statistics
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from sea.errors import SeaError
-from sea.eval.outcomes import headline
+from sea.eval.outcomes import headline, point_headline
 
 MIN_SEEDS = 3
 CHUNK = 256  # resamples drawn per block (bounds memory on large benchmarks)
@@ -248,3 +250,171 @@ def verdict(arm: str, base: str, intervals: Sequence[Sequence[float] | None]) ->
         return False, "no significant difference at this scale"
     direction = "higher" if given[0][0] > 0 else "lower"
     return True, f"{arm} is {direction} than {base} (every interval excludes 0)"
+
+
+# ---- the comparison's statistics (rows of `sea.eval.compare.compare`) -------------------------------
+
+
+def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None, int]:
+    """(mean, sample standard deviation (n - 1), n) of the finite values; std is None below two values,
+    mean is None without any."""
+    vals = [v for v in (finite(x) for x in values) if v is not None]
+    if not vals:
+        return None, None, 0
+    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else None), len(vals)
+
+
+def relative_gain(value: float | None, baseline: float | None) -> float | None:
+    """`(value - baseline) / baseline * 100`; None when either is missing or the baseline is 0."""
+    if value is None or baseline is None or baseline == 0:
+        return None
+    return (value - baseline) / baseline * 100
+
+
+def merge_flags(per_seed: Mapping[str, list[dict]]) -> list[dict]:
+    """One entry per flag kind over the seeds: `{"kind", "short", "seeds", "detail"}` (details per seed)."""
+    out: dict[str, dict] = {}
+    for s, flags in per_seed.items():
+        for f in flags:
+            entry = out.setdefault(
+                f["kind"], {"kind": f["kind"], "short": f["short"], "seeds": [], "detail": {}}
+            )
+            entry["seeds"].append(int(s))
+            entry["detail"][s] = f["detail"]
+    return list(out.values())
+
+
+def check_outcomes(b: str, runs: Mapping[tuple[int, str], Mapping], values: Mapping) -> None:
+    """Each run's outcomes must give its scores.json headline (one source of truth: the scorer)."""
+    for (s, a), oc in runs.items():
+        expected, got = values[a][str(s)], point_headline(oc)
+        if expected is None or not math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-9):
+            raise SeaError(
+                f"report: {b} of seed {s}, arm {a}: outcomes.json gives {got} but scores.json {expected}: "
+                "the two files are not from the same scoring (rerun `evaluate`)"
+            )
+
+
+def bootstrap_row(
+    b: str,
+    row: dict[str, Any],
+    outcomes: Mapping[int, Mapping[str, Mapping[str, Any]]] | None,
+    arms: Sequence[str],
+    seeds: Sequence[int],
+    settings: Settings,
+) -> dict[str, np.ndarray] | None:
+    """Per arm, the mean over seeds of the headline per resample (None without every run's outcomes);
+    fills `row["bootstrap"]` and `row["ci"]`."""
+    runs = {
+        (s, a): outcomes[s][a][b]
+        for s in seeds
+        for a in arms
+        if outcomes and outcomes.get(s, {}).get(a) and b in outcomes[s][a]
+    }
+    if len(runs) < len(seeds) * len(arms):
+        row["bootstrap"] = None
+        row["ci"] = dict.fromkeys(arms)
+        return None
+    check_outcomes(b, runs, row["values"])
+    samples = paired_bootstrap(b, runs, settings.resamples, settings.seed)
+    per_arm = {a: np.mean([samples[(s, a)] for s in seeds], axis=0) for a in arms}
+    first = next(iter(runs.values()))
+    row["bootstrap"] = {
+        "unit": first["unit"],
+        "units": sum(len(st["ids"]) for st in first["strata"].values()),
+        "strata": sorted(first["strata"]),
+    }
+    row["ci"] = {a: percentile_interval(per_arm[a], settings.confidence) for a in arms}
+    return per_arm
+
+
+def pair_intervals(
+    row: dict[str, Any],
+    boot: Mapping[str, np.ndarray] | None,
+    base: str,
+    others: Sequence[str],
+    seeds: Sequence[int],
+    settings: Settings,
+) -> None:
+    """Fills `row` with the difference and relative gain of every compared arm over the baseline and their
+    intervals (bootstrap from `boot`, the per-arm resamples of `bootstrap_row`; t over seeds)."""
+    values, bm = row["values"], row["mean"][base]
+    row["delta"] = {a: None if row["mean"][a] is None or bm is None else row["mean"][a] - bm for a in others}
+    row["gain"] = {a: relative_gain(row["mean"][a], bm) for a in others}
+    row["gain_per_seed"] = {
+        a: {str(s): relative_gain(values[a][str(s)], values[base][str(s)]) for s in seeds} for a in others
+    }
+    conf = settings.confidence
+    row["delta_ci"] = {
+        a: None if boot is None else percentile_interval(boot[a] - boot[base], conf) for a in others
+    }
+    row["gain_ci"] = {
+        a: None if boot is None else percentile_interval(relative_gain_samples(boot[a], boot[base]), conf)
+        for a in others
+    }
+    diffs = {
+        a: [
+            None
+            if values[a][str(s)] is None or values[base][str(s)] is None
+            else values[a][str(s)] - values[base][str(s)]
+            for s in seeds
+        ]
+        for a in others
+    }
+    row["delta_seed_ci"] = {a: t_interval(diffs[a], conf) for a in others}
+    row["gain_seed_ci"] = {a: t_interval(list(row["gain_per_seed"][a].values()), conf) for a in others}
+
+
+def average_gain(
+    table: Mapping[str, Any],
+    boot: Mapping[str, Mapping[str, np.ndarray] | None],
+    arm: str,
+    base: str,
+    seeds: Sequence[int],
+    settings: Settings,
+) -> dict[str, Any]:
+    """The paper's average relative gain of `arm` over `base` over the benchmarks flagged for neither and
+    whose gain is defined (in every resample too), with its joint bootstrap and t intervals and verdict."""
+    left_out: dict[str, str] = {}
+    covered = []
+    gains = {}
+    for b, row in table.items():
+        flagged = [
+            f"{who}: {', '.join(f['short'] for f in row['flags'][who])}"
+            for who in (arm, base)
+            if row["flags"][who]
+        ]
+        if boot[b] is not None:
+            gains[b] = relative_gain_samples(boot[b][arm], boot[b][base])
+        if flagged:
+            left_out[b] = "; ".join(flagged)
+        elif row["gain"][arm] is None:
+            left_out[b] = "gain undefined (baseline mean 0 or missing)"
+        elif b in gains and not np.all(np.isfinite(gains[b])):
+            zero = int(np.sum(~np.isfinite(gains[b])))
+            left_out[b] = f"gain undefined in {zero} of {settings.resamples} resamples (baseline 0)"
+        else:
+            covered.append(b)
+    gain = statistics.fmean(table[b]["gain"][arm] for b in covered) if covered else None
+    ci = None
+    if covered and all(b in gains for b in covered):
+        ci = percentile_interval(np.mean([gains[b] for b in covered], axis=0), settings.confidence)
+    per_seed = {}
+    for s in seeds:
+        g = [table[b]["gain_per_seed"][arm][str(s)] for b in covered]
+        per_seed[str(s)] = statistics.fmean(g) if g and all(x is not None for x in g) else None
+    seed_ci = t_interval(list(per_seed.values()), settings.confidence)
+    if covered:
+        significant, sentence = verdict(arm, base, [ci, seed_ci])
+    else:
+        significant, sentence = False, "no benchmark left to average: every one is flagged or undefined"
+    return {
+        "gain": gain,
+        "ci": ci,
+        "seed_ci": seed_ci,
+        "benchmarks": covered,
+        "left_out": left_out,
+        "per_seed": per_seed,
+        "significant": significant,
+        "verdict": sentence,
+    }
