@@ -63,32 +63,26 @@ class Settings:
     def from_config(cls, report: Mapping[str, Any] | None) -> Settings:
         """From the `report` config section (absent keys: the defaults); a SeaError names a bad key."""
         report = report or {}
-        boot, flags = report.get("bootstrap") or {}, report.get("flags") or {}
-        values = {
-            "confidence": report.get("confidence", cls.confidence),
-            "resamples": boot.get("resamples", cls.resamples),
-            "seed": boot.get("seed", cls.seed),
-            **{k: flags.get(k, getattr(cls, k)) for k in ("yes_ratio_low", "yes_ratio_high", "unparsed")},
-            "chance_margin": flags.get("chance_margin", cls.chance_margin),
-        }
-        if not 0 < float(values["confidence"]) < 1:
-            raise SeaError(f"report.confidence must be between 0 and 1, got {values['confidence']}")
-        if int(values["resamples"]) < 1:
-            raise SeaError(f"report.bootstrap.resamples must be at least 1, got {values['resamples']}")
-        if not 0 <= float(values["yes_ratio_low"]) < float(values["yes_ratio_high"]) <= 100:
+        boot, flags, d = report.get("bootstrap") or {}, report.get("flags") or {}, cls()
+        out = cls(
+            confidence=float(report.get("confidence", d.confidence)),
+            resamples=int(boot.get("resamples", d.resamples)),
+            seed=int(boot.get("seed", d.seed)),
+            yes_ratio_low=float(flags.get("yes_ratio_low", d.yes_ratio_low)),
+            yes_ratio_high=float(flags.get("yes_ratio_high", d.yes_ratio_high)),
+            unparsed=float(flags.get("unparsed", d.unparsed)),
+            chance_margin=float(flags.get("chance_margin", d.chance_margin)),
+        )
+        if not 0 < out.confidence < 1:
+            raise SeaError(f"report.confidence must be between 0 and 1, got {out.confidence}")
+        if out.resamples < 1:
+            raise SeaError(f"report.bootstrap.resamples must be at least 1, got {out.resamples}")
+        if not 0 <= out.yes_ratio_low < out.yes_ratio_high <= 100:
             raise SeaError(
                 "report.flags: need 0 <= yes_ratio_low < yes_ratio_high <= 100, got "
-                f"{values['yes_ratio_low']} and {values['yes_ratio_high']}"
+                f"{out.yes_ratio_low:g} and {out.yes_ratio_high:g}"
             )
-        return cls(
-            confidence=float(values["confidence"]),
-            resamples=int(values["resamples"]),
-            seed=int(values["seed"]),
-            yes_ratio_low=float(values["yes_ratio_low"]),
-            yes_ratio_high=float(values["yes_ratio_high"]),
-            unparsed=float(values["unparsed"]),
-            chance_margin=float(values["chance_margin"]),
-        )
+        return out
 
 
 def finite(value: Any) -> float | None:
