@@ -240,6 +240,17 @@ def label_quality_lines(label: Mapping[str, float] | None) -> list[str]:
     return lines
 
 
+def _units(row: Mapping[str, Any]) -> str:
+    """What the bootstrap of one benchmark resamples, e.g. "MME: 32 × image (question pair) in 4 strata"."""
+    boot = row.get("bootstrap")
+    if not boot:
+        return (
+            f"{row['name']}: none (no per-unit outcomes: `evaluate` ran before them, or its scorer has none)"
+        )
+    strata = f" in {len(boot['strata'])} strata" if len(boot["strata"]) > 1 else ""
+    return f"{row['name']}: {boot['units']} × {boot['unit']}{strata}"
+
+
 def render_markdown(
     comparison: Mapping[str, Any],
     label: Mapping[str, float] | None = None,
@@ -274,15 +285,7 @@ def render_markdown(
         "",
         *average_lines(comparison),
         "",
-        "Bootstrap units: "
-        + "; ".join(
-            f"{row['name']}: {row['bootstrap']['units']} × {row['bootstrap']['unit']}"
-            + (f" in {len(row['bootstrap']['strata'])} strata" if len(row["bootstrap"]["strata"]) > 1 else "")
-            if row.get("bootstrap")
-            else f"{row['name']}: none (no outcomes.json)"
-            for row in comparison["benchmarks"].values()
-        )
-        + ".",
+        "Bootstrap units: " + "; ".join(_units(row) for row in comparison["benchmarks"].values()) + ".",
         "",
         "## Flags",
         "",
