@@ -303,7 +303,7 @@ def bootstrap_row(
         (s, a): outcomes[s][a][b]
         for s in seeds
         for a in arms
-        if outcomes and outcomes.get(s, {}).get(a) and b in outcomes[s][a]
+        if outcomes and (outcomes.get(s, {}).get(a) or {}).get(b, {}).get("strata")
     }
     if len(runs) < len(seeds) * len(arms):
         row["bootstrap"] = None
