@@ -63,8 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.output:
         atomic_write_json(args.output, res)
-    if args.json:
-        print(json.dumps(res, indent=2, sort_keys=True))
+    if args.json:  # the per-unit outcomes only in --output's file
+        print(json.dumps({k: v for k, v in res.items() if k != "outcomes"}, indent=2, sort_keys=True))
     else:
         name = ALIASES.get(args.benchmark, args.benchmark)
         print(markdown_table({Path(args.answers).stem: flat_metrics({name: res})}))

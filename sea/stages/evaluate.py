@@ -6,6 +6,8 @@ when `eval.models` maps arms to folders. Outputs under `<paths.evaluate>/seed<se
 
 - `answers/<benchmark>.jsonl`: LLaVA answer files (LLaVA's own scripts can score them);
 - `scores.json`: per benchmark the scorer's full result, and the diagnostics;
+- `outcomes.json`: per benchmark the per-unit outcomes its headline is computed from
+  (`sea.eval.outcomes`), which the report's paired bootstrap resamples;
 - `table.md`: one row per metric (also logged to the tracker);
 - `diagnostics/nearest_words.txt`: decoded word grids of a few images.
 
@@ -156,6 +158,7 @@ def build(cfg: DictConfig, out: Path, arm: str) -> dict:
     model.eval()
     generator = AnswerGenerator(model, template, aspect)
     scores: dict[str, Any] = {}
+    outcomes: dict[str, Any] = {}
     for spec in specs:
         path = out / "answers" / f"{spec.name}.jsonl"
         timing = run_benchmark(
@@ -172,6 +175,8 @@ def build(cfg: DictConfig, out: Path, arm: str) -> dict:
         if proc.is_main:
             scores[spec.name] = score_benchmark(spec, path, ecfg.get("allow_missing"))
             scores[spec.name]["seconds"] = timing["seconds"]
+            if "outcomes" in scores[spec.name]:
+                outcomes[spec.name] = scores[spec.name].pop("outcomes")
     metrics = flat_metrics(scores)
     if proc.is_main and dcfg.get("enabled", True):
         inputs = diagnostic_inputs(model, dcfg, aspect)
@@ -204,6 +209,8 @@ def build(cfg: DictConfig, out: Path, arm: str) -> dict:
     if not proc.is_main:
         return {}
     write_json(out / "scores.json", scores)
+    compact = json.dumps(outcomes, sort_keys=True, separators=(",", ":"))
+    (out / "outcomes.json").write_text(compact + "\n", encoding="utf-8")
     table = markdown_table({f"{arm} (seed {select(cfg, 'seed')})": metrics})
     (out / "table.md").write_text(table + "\n", encoding="utf-8")
     tracker = tracking.current()

@@ -1,13 +1,16 @@
 """`report`: the SEA vs baseline comparison over every seed and arm (`sea.eval.compare`).
 
 Reads `<paths.evaluate>/seed<s>/<arm>/scores.json` for every seed of `seeds` and arm of `arms` (a missing
-one is an error naming it), `<paths.align>/seed<s>/<arm>/train_log.jsonl` (stage-1 curves; absent logs
-are left out of the plot) and, when present, the label stage's metrics `<paths.metrics>/label.json`.
+one is an error naming it), the per-unit `outcomes.json` next to it (absent: no bootstrap intervals),
+`<paths.align>/seed<s>/<arm>/train_log.jsonl` (stage-1 curves; absent logs are left out of the plot)
+and, when present, the label stage's metrics `<paths.metrics>/label.json`.
 
 Writes under `paths.report`:
 
-- `report.md`: the headline metric per benchmark (mean ± sample std over seeds per arm, difference and
-  relative gain of every arm over `baseline`, and the average relative gain as in the SEA paper), the
+- `report.md`: the headline metric per benchmark (mean ± sample std over seeds per arm with a paired
+  bootstrap interval over questions and degenerate-answer flags, difference and relative gain of every
+  arm over `baseline` with intervals, and the average relative gain as in the SEA paper over the
+  benchmarks not flagged, with its interval and a verdict), intervals over seeds (>= 3 seeds), the
   per-seed values, the alignment diagnostics, the label quality, and every metric's mean ± std;
 - `comparison.json`: the same, machine-readable;
 - `benchmarks.png`: a panel per benchmark, a bar per arm with the spread as error bar;
@@ -17,10 +20,13 @@ Writes under `paths.report`:
 
 `report.md`, `comparison.json` and the PNGs are also logged as artifacts under `report/`.
 
+Statistics settings: the `report` config group (conf/report/default.yaml; `sea.eval.stats`).
+
 Metrics: `gain/<benchmark>` and `gain/average` (relative gains in percent of the one compared arm; with
-several, `gain/<arm>/<benchmark>` and `gain/<arm>/average`), `<arm>/<benchmark>/mean` and `/std` (the
-headline metric), `<arm>/diagnostics/<name>/mean`, `seeds`. Undefined values (a baseline mean of 0, one
-seed's std) are left out.
+several, `gain/<arm>/<benchmark>` and `gain/<arm>/average`) with `/ci_low`, `/ci_high` (bootstrap) and
+`/seed_ci_low`, `/seed_ci_high` (t over seeds), `gain/average/benchmarks`, `delta/...` likewise,
+`<arm>/<benchmark>/mean`, `/std`, `/ci_low`, `/ci_high`, `/flags`, `<arm>/diagnostics/<name>/mean`,
+`seeds`. Undefined values (a baseline mean of 0, one seed's std) are left out.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ def write_curves_csv(path: Path, logs: dict[str, dict[int, list[dict]]]) -> None
 
 def build(cfg: DictConfig, out: Path) -> dict:
     from sea.eval import compare
+    from sea.eval.stats import Settings
     from sea.tracking import current
 
     arms = [str(a) for a in select(cfg, "arms")]
@@ -75,19 +82,20 @@ def build(cfg: DictConfig, out: Path) -> dict:
         arms,
         seeds,
         label_json=Path(metrics_dir) / "label.json" if metrics_dir else None,
+        settings=Settings.from_config(select_or(cfg, "report", {})),
     )
     write_curves_csv(out / CURVES_CSV, compare.load_train_logs(select(cfg, "paths.align"), seeds, arms))
     tracker = current()
     for name in (compare.REPORT_MD, compare.COMPARISON_JSON, compare.BENCHMARKS_PNG, compare.ALIGN_PNG):
         tracker.log_artifact(out / name, "report")
-    log.info("report:\n%s", compare.headline_table(comparison))
+    log.info("report:\n%s", compare.summary_text(comparison))
     return compare.flat_summary(comparison)
 
 
 STAGE = Stage(
     name="report",
     help="SEA vs baseline: per-benchmark table over seeds (mean, spread, relative gain), diagnostics, plots",
-    params=("arms", "seeds"),
+    params=("arms", "seeds", "report"),
     out="paths.report",
     build=build,
     deps=("paths.evaluate", "paths.align"),

@@ -13,6 +13,7 @@ from PIL import Image
 
 from sea.errors import SeaError
 from sea.eval import compare as C
+from sea.eval.render import label_quality_lines, plot_train_curves
 
 SEEDS = [0, 1, 2]
 ARMS = ["sea", "baseline"]
@@ -138,10 +139,19 @@ def test_means_stds_and_gains_are_exact(tree):
     assert foo["gain"]["sea"] == pytest.approx(10.0)
 
     expected = (3 / 51 * 100 + 10.0 + 0.0 + 10.0) / 4  # mmbench left out
-    assert comp["average_gain"]["sea"] == pytest.approx(expected)
-    assert comp["average_gain_benchmarks"]["sea"] == ["gqa", "pope", "mme", "foo"]
+    avg = comp["average"]["sea"]
+    assert avg["gain"] == pytest.approx(expected)
+    assert avg["benchmarks"] == ["gqa", "pope", "mme", "foo"]
+    assert avg["left_out"] == {"mmbench": "gain undefined (baseline mean 0 or missing)"}
     seed0 = (gain(52, 50) + gain(88, 80) + gain(1500, 1600) + gain(22, 20)) / 4
-    assert comp["average_gain_per_seed"]["sea"]["0"] == pytest.approx(seed0)
+    assert avg["per_seed"]["0"] == pytest.approx(seed0)
+    # no outcomes.json here: no bootstrap interval, but t intervals over the 3 seeds
+    assert gqa["ci"] == {"sea": None, "baseline": None} and gqa["delta_ci"]["sea"] is None
+    t = 4.302652729911275  # t(0.975, 2)
+    assert gqa["seed_ci"]["sea"] == pytest.approx([54 - t * 2 / math.sqrt(3), 54 + t * 2 / math.sqrt(3)])
+    assert gqa["delta_seed_ci"]["sea"] == pytest.approx([3 - t * 1 / math.sqrt(3), 3 + t * 1 / math.sqrt(3)])
+    assert avg["ci"] is None and avg["seed_ci"] is not None
+    assert not any(row["flags"][a] for row in rows.values() for a in ARMS)  # no counts, chance, yes-ratio
 
     diag = comp["diagnostics"]["nearest_word/object_accuracy"]
     assert diag["mean"] == {"sea": 20.0, "baseline": 5.0}
@@ -168,7 +178,7 @@ def test_one_seed_has_no_std(tmp_path):
     assert comp["benchmarks"]["gqa"]["std"] == {"sea": None, "baseline": None}
     assert comp["benchmarks"]["gqa"]["gain"]["sea"] == pytest.approx(gain(52, 50))
     table = C.headline_table(comp)
-    assert "52.00 ± -" in table
+    assert "| GQA | accuracy | - | 52.00 | 50.00 | +2.00 | +4.00 |" in table
     assert "baseline/gqa/std" not in C.flat_summary(comp)
 
 
@@ -190,7 +200,7 @@ def test_without_baseline_only_the_per_arm_table(tmp_path):
     paths = make_tree(tmp_path)
     arms = ["sea"]
     comp = C.compare(C.load_scores(paths["evaluate"], SEEDS, arms), arms, SEEDS)
-    assert comp["baseline"] is None and "average_gain" not in comp
+    assert comp["baseline"] is None and "average" not in comp
     assert "gain" not in comp["benchmarks"]["gqa"]
     assert not [k for k in C.flat_summary(comp) if k.startswith("gain/")]
     assert "average relative gain" not in C.headline_table(comp)
@@ -214,6 +224,7 @@ def stage_cfg(paths: dict[str, Path], seeds=SEEDS, arms=ARMS):
             "seeds": list(seeds),
             "paths": {k: str(v) for k, v in paths.items()},
             "tracking": {"enabled": False},
+            "report": {},
         }
     )
 
@@ -252,21 +263,24 @@ def test_report_files(reported):
             assert im.size[0] > 300 and im.size[1] > 200
     comp = C.compare(C.load_scores(paths["evaluate"], SEEDS, ARMS), ARMS, SEEDS)
     saved = json.loads((out / C.COMPARISON_JSON).read_text())
-    assert saved["average_gain"]["sea"] == pytest.approx(comp["average_gain"]["sea"])
+    assert saved["average"]["sea"]["gain"] == pytest.approx(comp["average"]["sea"]["gain"])
     assert list(saved["benchmarks"]) == list(comp["benchmarks"])
     assert saved["label_quality"]["quality/labels/top1"] == 0.61
 
     md = (out / C.REPORT_MD).read_text()
-    assert "| benchmark | metric | sea | baseline | Δ sea | gain sea (%) |" in md
-    assert "| GQA | accuracy | 54.00 ± 2.00 | 51.00 ± 1.73 | +3.00 | +5.88 |" in md
-    assert "| MMBench | circular accuracy | 20.00 ± 10.00 | 0.00 ± 0.00 | +20.00 | n/a |" in md
-    assert f"**{(3 / 51 * 100 + 20) / 4:+.2f}**" in md
-    assert "leaves out MMBench" in md
+    assert "| benchmark | metric | chance | sea | baseline | Δ sea | gain sea (%) |" in md
+    assert "| GQA | accuracy | - | 54.00 ± 2.00 | 51.00 ± 1.73 | +3.00 | +5.88 |" in md
+    assert "| MMBench | circular accuracy | - | 20.00 ± 10.00 | 0.00 ± 0.00 | +20.00 | n/a |" in md
+    average = f"average relative gain over GQA, POPE, MME, foo: +{(3 / 51 * 100 + 20) / 4:.2f} % (95 % "
+    assert average + "intervals over 3 seeds (t) [+1.66, +11.28]). Sea is higher than baseline" in md
+    assert "Left out of the average: MMBench (gain undefined (baseline mean 0 or missing))." in md
+    assert "**" not in md
+    assert "## Across seeds (95 % Student t interval, n - 1 df)" in md
     assert "nearest_word/object_accuracy | 20.000 ± 10.000 | 5.000 ± 0.000" in md
     assert "stored labels, top1" in md and "0.610" in md and "0.420" in md
     assert "| GQA | 52.00 | 54.00 | 56.00 | 50.00 | 50.00 | 53.00 | +4.00 | +8.00 | +5.66 |" in md
-    assert C.read_report_table(out) == C.headline_table(comp)
-    assert C.read_report_table(out) in md
+    assert C.read_report_table(out).startswith(C.headline_table(comp))
+    assert C.read_report_table(out).split("\n\n")[1] in md
 
 
 def test_report_stage_metrics_and_artifacts(reported):
@@ -276,6 +290,10 @@ def test_report_stage_metrics_and_artifacts(reported):
     assert (paths["report"] / "_SUCCESS.json").is_file()
     assert metrics["gain/gqa"] == pytest.approx(3 / 51 * 100)
     assert metrics["gain/average"] == pytest.approx((3 / 51 * 100 + 20.0) / 4)
+    assert (
+        metrics["gain/average/seed_ci_low"] < metrics["gain/average"] < metrics["gain/average/seed_ci_high"]
+    )
+    assert "gain/gqa/ci_low" not in metrics  # no outcomes.json: no bootstrap
     assert metrics["sea/mme/mean"] == pytest.approx(1600.0)
     assert sorted(p.name for p, _ in recorder.artifacts) == sorted(
         ["report.md", "comparison.json", "benchmarks.png", "align_curves.png"]
@@ -297,8 +315,8 @@ def test_report_stage_missing_seed_names_the_file(tree):
 
 
 def test_label_quality_lines_without_ground_truth_or_file():
-    assert "absent" in C.label_quality_lines(None)[0]
-    lines = C.label_quality_lines({"labelled_patch_fraction": 0.5})
+    assert "absent" in label_quality_lines(None)[0]
+    lines = label_quality_lines({"labelled_patch_fraction": 0.5})
     assert any("not measured" in x for x in lines)
 
 
@@ -307,7 +325,7 @@ def test_train_curves_tolerate_missing_logs(tree, tmp_path):
     logs = C.load_train_logs(tree["align"], SEEDS, ARMS)
     assert sorted(logs["sea"]) == [0, 1] and sorted(logs["baseline"]) == [0, 1, 2]
     del logs["baseline"]  # a panel with nothing logged says so instead of failing
-    path = C.plot_train_curves(
+    path = plot_train_curves(
         logs, ARMS, tmp_path / "c.png", keys=[("loss_sea", "SEA loss"), ("nope", "nope")]
     )
     assert path.read_bytes()[:8] == PNG_MAGIC

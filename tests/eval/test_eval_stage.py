@@ -79,6 +79,20 @@ def test_every_benchmark_and_arm_is_scored(evaluated):
     assert "image 0" in (out / "sea" / "diagnostics" / "nearest_words.txt").read_text()
 
 
+def test_per_unit_outcomes_are_written_next_to_the_scores(evaluated):
+    """`outcomes.json` (what the report's bootstrap resamples) reproduces each scorer's headline."""
+    from sea.eval.compare import headline
+    from sea.eval.outcomes import point_headline
+
+    _, out, _ = evaluated
+    scores = json.loads((out / "sea" / "scores.json").read_text())
+    outcomes = json.loads((out / "sea" / "outcomes.json").read_text())
+    assert set(outcomes) == {"gqa", "pope", "mme", "mmbench"}
+    for name, oc in outcomes.items():
+        assert "outcomes" not in scores[name] and scores[name]["chance"]["metrics"], name
+        assert point_headline(oc) == pytest.approx(headline(name, scores[name])[2], abs=1e-9), name
+
+
 def test_cli_scores_the_stage_answers_identically(evaluated, capsys):
     cfg, out, metrics = evaluated
     pope = select(cfg, "data.eval_sets.pope")

@@ -49,3 +49,17 @@ def require_path(path: str | Path | None, benchmark: str, what: str) -> Path:
     if not p.exists():
         raise SeaError(f"{benchmark}: {what} not found: {p}")
     return p
+
+
+def best_constant(answers: list[Any], metric: str) -> dict[str, Any]:
+    """`chance` of an exact-match benchmark: the share (percent) of the most common right answer, what
+    an answerer giving one fixed answer to every question scores at best."""
+    from collections import Counter
+
+    if not answers:
+        return {"metrics": {}, "rule": "no questions"}
+    answer, count = Counter(map(str, answers)).most_common(1)[0]
+    return {
+        "metrics": {metric: count / len(answers) * 100},
+        "rule": f"always {answer!r} (best constant answer)",
+    }

@@ -15,7 +15,8 @@ from typing import Any
 
 from sea.errors import SeaError
 from sea.eval.answers import match_answers, read_json
-from sea.eval.scorers.common import Result, pct, qid_key, require_path, result
+from sea.eval.outcomes import unit_outcomes
+from sea.eval.scorers.common import Result, best_constant, pct, qid_key, require_path, result
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def score_gqa(
     metrics = {"accuracy": pct(float(sum(total)), len(total))}
     for group, per in by_type.items():
         metrics |= {f"{group}/{t}": pct(float(sum(v)), len(v)) for t, v in sorted(per.items())}
-    return result(
+    out = result(
         "gqa",
         metrics,
         {
@@ -70,3 +71,8 @@ def score_gqa(
             "missing": len(missing_balanced),
         },
     )
+    out["outcomes"] = unit_outcomes(
+        "mean", "question", ["correct"], {"all": [(k, [ok]) for k, ok in zip(balanced, total, strict=True)]}
+    )
+    out["chance"] = best_constant([table[k].get("answer") for k in balanced], "accuracy")
+    return out

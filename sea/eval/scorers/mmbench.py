@@ -24,6 +24,7 @@ from typing import Any
 
 from sea.errors import SeaError
 from sea.eval.answers import match_answers
+from sea.eval.outcomes import unit_outcomes
 from sea.eval.scorers.common import Result, pct, require_path, result
 
 CIRCULAR_OFFSET = 1_000_000
@@ -182,4 +183,27 @@ def score_mmbench(
         "orphan_copies": len(set(groups) - {r["index"] for r in main}),
     }
     metrics = {"accuracy": pct(sum(hits), len(hits)), "vanilla_accuracy": pct(sum(vanilla), len(vanilla))}
-    return result("mmbench", metrics, counts, details=details)
+    out = result("mmbench", metrics, counts, details=details)
+    units = [(r["index"], [h]) for r, h in zip(main, hits, strict=True)]
+    out["outcomes"] = unit_outcomes("mean", "question with its circular copies", ["hit"], {"all": units})
+    out["chance"] = mmbench_chance([groups[r["index"]] for r in main])
+    return out
+
+
+def mmbench_chance(groups: Sequence[Sequence[dict[str, Any]]]) -> dict[str, Any]:
+    """`chance` of circular accuracy: the better of the best constant letter (right only where every copy
+    has that answer) and a uniform random letter per copy (expected: the product of 1 / options)."""
+    if not groups:
+        return {"metrics": {}, "rule": "no questions"}
+    constant = max(sum(all(r["answer"] == c for r in g) for g in groups) for c in ALL_OPTIONS)
+    random = 0.0
+    for g in groups:
+        p = 1.0
+        for r in g:
+            p /= max(1, len(row_options(r)))
+        random += p
+    best = max(constant, random) / len(groups) * 100
+    return {
+        "metrics": {"accuracy": best},
+        "rule": "the better of one constant letter and a random letter per copy",
+    }

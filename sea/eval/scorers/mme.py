@@ -34,6 +34,7 @@ from typing import Any
 
 from sea.errors import SeaError
 from sea.eval.answers import listing
+from sea.eval.outcomes import unit_outcomes
 from sea.eval.scorers.common import Result, require_path, result
 
 PERCEPTION = (
@@ -222,4 +223,45 @@ def score_mme(
     }
     ungrouped = sorted(set(subtasks) - set(PERCEPTION) - set(COGNITION))
     details = {"subtasks": subtasks, "ungrouped_subtasks": ungrouped}
-    return result("mme", metrics, counts, details=details)
+    out = result("mme", metrics, counts, details=details)
+    units = {
+        name: [(f"{name}/{pair[0].key[1]}", _pair_outcome(pair, preds)) for pair in gt[name]]
+        for name in PERCEPTION
+        if name in subtasks
+    }
+    out["outcomes"] = unit_outcomes("mme_sum", "image (question pair)", ["correct", "both"], units)
+    out["chance"] = mme_chance(gt)
+    return out
+
+
+def _pair_outcome(pair: Sequence[GroundTruth], preds: dict[Key, str]) -> list[int]:
+    """(questions right, 1 if both are) for one image, as `subtask_score` counts them."""
+    right = [q.answer == preds.get(q.key, "other") for q in pair]
+    return [sum(right), int(all(right))]
+
+
+COIN_FLIP = 75.0  # a random yes/no per question: expected acc 0.5 + acc_plus 0.25, in points
+
+
+def mme_chance(gt: dict[str, list[list[GroundTruth]]]) -> dict[str, Any]:
+    """`chance`: per subtask the best of always "yes", always "no" and a coin flip, summed per group."""
+    best = {
+        name: max(
+            COIN_FLIP,
+            *(
+                subtask_score([[(q.answer, a) for q in pair] for pair in pairs])["score"]
+                for a in ("yes", "no")
+            ),
+        )
+        for name, pairs in gt.items()
+        if pairs
+    }
+    metrics = {
+        group: sum(best[n] for n in names if n in best)
+        for group, names in (("perception", PERCEPTION), ("cognition", COGNITION))
+        if any(n in best for n in names)
+    }
+    return {
+        "metrics": metrics,
+        "rule": "per subtask the best of always 'yes', always 'no' and a coin flip (75)",
+    }

@@ -23,9 +23,11 @@ from typing import Any
 
 from sea.errors import SeaError
 from sea.eval.answers import listing, match_answers, read_jsonl
+from sea.eval.outcomes import unit_outcomes
 from sea.eval.scorers.common import Result, qid_key, require_path, result
 
 RATES = ("accuracy", "precision", "recall", "f1", "yes_ratio")
+CHANCE = ("f1", "accuracy")
 
 
 def pope_answer(text: str) -> str:
@@ -34,6 +36,24 @@ def pope_answer(text: str) -> str:
         text = text.split(".")[0]
     words = text.replace(",", "").split(" ")
     return "no" if ("No" in words or "not" in words or "no" in words) else "yes"
+
+
+def pope_unclear(text: str) -> bool:
+    """True when the answer holds no yes / no / not word in any case (e.g. "1"): `pope_answer` reads it as
+    "yes" all the same, as the reference does; the report counts these as unparsed."""
+    words = text.split(".")[0].replace(",", "").lower().split()
+    return not {"yes", "no", "not"} & set(words)
+
+
+def pope_chance(labels_per_split: dict[str, list[str]]) -> dict[str, Any]:
+    """`chance`: per split the better constant answer (always "yes" or always "no"), averaged over splits."""
+    best = {
+        c: {r: max(pope_metrics([a] * len(labels), labels)[r] for a in ("yes", "no")) for r in CHANCE}
+        for c, labels in labels_per_split.items()
+        if labels
+    }
+    metrics = {r: sum(b[r] for b in best.values()) / len(best) for r in CHANCE} if best else {}
+    return {"metrics": metrics, "rule": "per split the better of always 'yes' and always 'no'"}
 
 
 def pope_metrics(predictions: Sequence[str], labels: Sequence[str]) -> dict[str, float]:
@@ -112,6 +132,8 @@ def score_pope(
             f"pope: no coco_pope_<category>.json in {label_dir} for question categories {unlabelled}"
         )
     splits: dict[str, dict[str, float]] = {}
+    units: dict[str, list[tuple[str, list[int]]]] = {}
+    split_labels: dict[str, list[str]] = {}
     for category, path in files.items():
         cat_qs = [q for q in qs if str(q.get("category")) == category]
         labels = read_jsonl(path)
@@ -127,17 +149,34 @@ def score_pope(
         ]
         if wrong:
             raise SeaError(f"pope: {path.name} pairs other images with questions {listing(wrong)}")
+        qids = [qid_key(q["question_id"]) for q in cat_qs]
         pairs = [
-            (pope_answer(matched[qid_key(q["question_id"])]["text"]), lab["label"])
-            for q, lab in zip(cat_qs, labels, strict=True)
-            if qid_key(q["question_id"]) in matched
+            (qid, pope_answer(matched[qid]["text"]), lab["label"])
+            for qid, lab in zip(qids, labels, strict=True)
+            if qid in matched
         ]
+        split_labels[category] = [lab["label"] for lab in labels]
         if pairs:
-            splits[category] = pope_metrics([p for p, _ in pairs], [g for _, g in pairs])
+            splits[category] = pope_metrics([p for _, p, _ in pairs], [g for _, _, g in pairs])
+            units[category] = [(qid, _confusion(p, g)) for qid, p, g in pairs]
     if not splits:
         raise SeaError("pope: no category has any answer to score")
     metrics = {r: sum(s[r] for s in splits.values()) / len(splits) for r in RATES}
-    counts = {"questions": len(ids), "answered": len(matched), "missing": len(missing)}
+    counts = {
+        "questions": len(ids),
+        "answered": len(matched),
+        "missing": len(missing),
+        "unparsed": sum(pope_unclear(a["text"]) for a in matched.values()),
+    }
     rates = {c: {r: s[r] for r in RATES} for c, s in splits.items()}
     confusion = {c: {k: s[k] for k in ("tp", "fp", "tn", "fn", "n")} for c, s in splits.items()}
-    return result("pope", metrics, counts, splits=rates, details={"confusion": confusion})
+    out = result("pope", metrics, counts, splits=rates, details={"confusion": confusion})
+    out["outcomes"] = unit_outcomes("pope_f1", "question", ["tp", "fp", "tn", "fn"], units)
+    out["chance"] = pope_chance(split_labels)
+    return out
+
+
+def _confusion(pred: str, label: str) -> list[int]:
+    """One question's one-hot (tp, fp, tn, fn), as `pope_metrics` counts it."""
+    p, g = pred != "no", label != "no"
+    return [int(p and g), int(p and not g), int(not p and not g), int(not p and g)]
