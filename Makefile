@@ -14,7 +14,7 @@ export DVC_NO_ANALYTICS := 1
 export DO_NOT_TRACK := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test test-slow test-all lint params lock repro mlflow-ui clean venv
+.PHONY: run study test test-slow test-all lint params lock repro mlflow-ui clean venv
 
 venv: $(STAMP)
 
@@ -29,6 +29,10 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 ## The main job: the whole embedded pipeline (Prefect flow, MLflow tracking) on the shapes world.
 run: $(STAMP)
 	$(PY) -m flows.pipeline $(ARGS)
+
+## The embedded study: baseline, sea, sea_oracle over 5 seeds + the label-precision sweep -> docs/embedded_study.md
+study: $(STAMP)
+	$(PY) -m flows.study $(ARGS)
 
 ## The default test tier (offline, CPU, a few minutes).
 test: $(STAMP)
