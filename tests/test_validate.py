@@ -549,6 +549,7 @@ def make_cfg(root: Path, out: Path):
     return OmegaConf.create(
         {
             "paths": {"world": str(root), "prepared": str(out)},
+            "eval": {"benchmarks": ["gqa", "mmbench", "pope"]},
             "data": {
                 "source": "world",
                 "pretrain": {"json": "${paths.world}/pretrain.json", "image_folder": "${paths.world}"},
