@@ -55,6 +55,15 @@ def test_presets_list_table2_and_llava_yaml_every_benchmark(llava_root: Path):
     }
 
 
+def test_prepare_validates_every_format_of_the_layout(llava_root: Path):
+    from sea.data.validate import validate_eval_set
+
+    cfg = preset_cfg(llava_root)
+    for name, spec in cfg.data.eval_sets.items():
+        res = validate_eval_set(dict(spec), check_images=True)  # fail mode: any problem raises
+        assert res.total == res.kept > 0, name
+
+
 def test_new_prompts_follow_llava(llava_root: Path):
     cfg = preset_cfg(llava_root, "eval.benchmarks=[vqav2,vqav2_val,vizwiz,mmvet,textvqa,mmbench_cn]")
     specs = {s.name: s for s in benchmark_specs(cfg.eval, cfg.data.eval_sets)}
