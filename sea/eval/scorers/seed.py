@@ -34,13 +34,9 @@ def score_seed(
     type_names = {v: k for k, v in (data.get("question_type") or {}).items()}
     table = {qid_key(q["question_id"]): q for q in data["questions"]}
     matched, missing = match_answers(
-        answers,
-        table,
-        "seed",
-        key=lambda a: qid_key(a["question_id"]),
-        allow_missing=allow_missing,
+        answers, table, "seed", key=lambda a: qid_key(a["question_id"]), allow_missing=allow_missing,
         what=path.name,
-    )
+    )  # fmt: skip
     per_type: dict[Any, list[int]] = {}
     per_data: dict[str, list[int]] = {}
     for k, q in table.items():
