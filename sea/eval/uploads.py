@@ -52,6 +52,10 @@ def _answer_texts(answers: Sequence[dict[str, Any]], ids: Sequence[Any], kind: s
     return {qid_key(a["question_id"]): a["text"] for a in answers}
 
 
+def _counts(questions: int, missing: int, rows: int) -> dict[str, int]:
+    return {"questions": questions, "answered": questions - missing, "missing": missing, "rows": rows}
+
+
 def _json_rows(path: Path, kind: str) -> list[dict[str, Any]]:
     rows = read_jsonl(path)
     bad = [n for n, r in enumerate(rows, start=1) if not isinstance(r, dict) or "question_id" not in r]
@@ -80,7 +84,7 @@ def vqav2_upload(
         }
         for q in everything
     ]
-    return rows, {"questions": len(split), "answered": len(split) - len(missing), "rows": len(rows)}
+    return rows, _counts(len(split), len(missing), len(rows))
 
 
 def vizwiz_upload(
@@ -92,7 +96,7 @@ def vizwiz_upload(
     check_missing("vizwiz upload", missing, len(split), allow_missing, questions.name)
     proc = EvalAIAnswerProcessor()
     rows = [{"image": q["image"], "answer": proc(texts.get(qid_key(q["question_id"]), ""))} for q in split]
-    return rows, {"questions": len(split), "answered": len(split) - len(missing), "rows": len(rows)}
+    return rows, _counts(len(split), len(missing), len(rows))
 
 
 def mmvet_upload(
@@ -105,7 +109,7 @@ def mmvet_upload(
     out: dict[str, str] = {}
     for a in answers:
         out[f"v1_{a['question_id']}"] = a["text"]
-    return out, {"questions": len(split), "answered": len(split) - len(missing), "rows": len(out)}
+    return out, _counts(len(split), len(missing), len(out))
 
 
 def mmbench_upload(
@@ -131,11 +135,7 @@ def mmbench_upload(
     for a in answers:
         out.loc[df["index"] == int(a["question_id"]), "prediction"] = a["text"]
     rows = [[v.item() if hasattr(v, "item") else v for v in row] for row in out.itertuples(index=False)]
-    return ([str(c) for c in out.columns], rows), {
-        "questions": len(ids),
-        "answered": len(ids) - len(missing),
-        "rows": len(rows),
-    }
+    return ([str(c) for c in out.columns], rows), _counts(len(ids), len(missing), len(rows))
 
 
 def write_upload(

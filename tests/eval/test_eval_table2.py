@@ -99,7 +99,7 @@ def test_vqav2_upload_covers_test2015(llava_root: Path, tmp_path: Path):
         '[{"question_id": 1, "answer": "yes"}, {"question_id": 2, "answer": "2"}, '
         '{"question_id": 3, "answer": ""}]'
     )  # EvalAIAnswerProcessor; test-standard ids get ""
-    assert out["counts"] == {"questions": 2, "answered": 2, "rows": 3}
+    assert out["counts"] == {"questions": 2, "answered": 2, "missing": 0, "rows": 3}
     with pytest.raises(SeaError, match="1 of 2 question"):
         write_upload(
             "vqav2",
