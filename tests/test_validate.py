@@ -476,10 +476,12 @@ def test_mmbench_problems(root: Path, row: dict, kind: str, reason: str):
 
 
 def test_mmbench_missing_column_and_long_row(root: Path):
-    header = [h for h in MMB_HEADER if h != "answer"]
+    header = [h for h in MMB_HEADER if h != "question"]
     path = write_tsv(root / "mmb.tsv", [mmb_row(0)], header)
-    with pytest.raises(DatasetError, match=r"line 1 \(header\): missing required column 'answer'"):
+    with pytest.raises(DatasetError, match=r"line 1 \(header\): missing required column 'question'"):
         validate_mmbench(path, on_error="skip")
+    test_split = write_tsv(root / "test.tsv", [mmb_row(0)], [h for h in MMB_HEADER if h != "answer"])
+    assert [r["answer"] for r in validate_mmbench(test_split).rows] == [None]  # the server holds them
     path = root / "long.tsv"
     path.write_text("\t".join(MMB_HEADER) + "\n" + "\t".join(["x"] * 12) + "\n")
     err = fail_message(validate_mmbench, path)
@@ -549,6 +551,7 @@ def make_cfg(root: Path, out: Path):
     return OmegaConf.create(
         {
             "paths": {"world": str(root), "prepared": str(out)},
+            "eval": {"benchmarks": ["gqa", "mmbench", "pope"]},
             "data": {
                 "source": "world",
                 "pretrain": {"json": "${paths.world}/pretrain.json", "image_folder": "${paths.world}"},
@@ -637,6 +640,17 @@ def test_prepare_run_is_atomic_and_idempotent(tmp_path: Path):
     assert (out / "_SUCCESS.json").is_file() and (out / "wordlist.txt").is_file()
     assert prepare.run(cfg) == first
     assert prepare.STAGE.name == "prepare" and prepare.STAGE.out == "paths.prepared"
+    assert "eval_mmbench" in json.loads((out / "report.json").read_text())["datasets"]
+
+
+def test_prepare_checks_only_the_evaluated_benchmarks(tmp_path: Path):
+    root = tmp_path / "world"
+    make_world(root)
+    data = OmegaConf.to_container(make_cfg(root, tmp_path / "prepared"), resolve=True)["data"]
+    data["eval_sets"]["vizwiz"] = {"format": "question_jsonl", "questions": str(root / "absent.jsonl")}
+    assert set(prepare.validate_all(data, ["gqa"])) == {"pretrain", "instruct", "eval_gqa"}
+    with pytest.raises(SeaError, match="absent.jsonl"):
+        prepare.validate_all(data, ["gqa", "vizwiz"])
 
 
 def test_import_is_cheap():

@@ -50,7 +50,8 @@ KINDS: tuple[str, ...] = (
 )
 
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
-MMBENCH_REQUIRED = ("index", "question", "A", "B", "answer", "image")
+# `answer` is checked where the column exists (a test split has none: its server holds the answers).
+MMBENCH_REQUIRED = ("index", "question", "A", "B", "image")
 Schema = Literal["pretrain", "instruct"]
 OnError = Literal["fail", "skip"]
 
@@ -603,9 +604,12 @@ def check_mmbench_row(
     except ValueError:
         return "bad_value", f"'index' must be an integer, got {row['index']!r}"
     options = [c for c in option_letters if not _blank(row.get(c))]
-    answer = row["answer"].strip()
-    if answer not in options:
-        return "bad_value", f"answer {answer!r} is not one of the options {', '.join(options)}"
+    if "answer" in row:
+        if _blank(row["answer"]):
+            return "missing_key", "empty value for required column 'answer'"
+        answer = row["answer"].strip()
+        if answer not in options:
+            return "bad_value", f"answer {answer!r} is not one of the options {', '.join(options)}"
     image = row["image"].strip()
     if check_images and not _is_image_ref(image):
         try:
@@ -663,7 +667,7 @@ def validate_mmbench(
             {
                 "index": int(index),
                 "category": row.get("category") or None,
-                "answer": row["answer"].strip(),
+                "answer": row["answer"].strip() if "answer" in row else None,
                 "options": options,
                 "line": record.line,
             },
@@ -691,6 +695,46 @@ def _drop_dangling_refs(collect: _Collector, refs: list[tuple[int, str, str]], s
 # ------------------------------------------------------------------------------------------ eval sets
 
 
+def validate_vqa_questions(
+    path: str | Path,
+    image_folder: str | Path | None,
+    *,
+    on_error: OnError = "fail",
+    check_images: bool = False,
+    max_problems: int = 1000,
+) -> ValidationResult:
+    """Validate the official VQA questions JSON (`{"data_subtype", "questions": [{"question_id",
+    "image_id", "question"}]}`); images are `COCO_<data_subtype>_<image_id:012d>.jpg`. Manifest rows:
+    `{"question_id", "image", "index", "line": None}`."""
+    path = Path(path)
+    collect = _Collector(path, "vqa_questions", on_error, max_problems)
+    _require_file(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DatasetError(Problem(str(path), f"line {e.lineno}", "malformed_json", e.msg)) from e
+    rows = data.get("questions") if isinstance(data, dict) else None
+    if not isinstance(rows, list):
+        raise DatasetError(Problem(str(path), "top level", "missing_key", "no 'questions' list"))
+    subtype = str(data.get("data_subtype") or "val2014")
+    images = ImageChecker(image_folder, check_images)
+    for index, q in enumerate(rows):
+        collect.result.total += 1
+        where = f"index {index}"
+        if not isinstance(q, dict) or any(k not in q for k in ("question_id", "image_id", "question")):
+            collect.reject(where, "missing_key", "a question needs 'question_id', 'image_id' and 'question'")
+            continue
+        if not isinstance(q["image_id"], int):
+            collect.reject(where, "bad_value", f"'image_id' must be an integer, got {q['image_id']!r}")
+            continue
+        image = f"COCO_{subtype}_{q['image_id']:012d}.jpg"
+        if problem := images.check(image):
+            collect.reject(where, *problem)
+            continue
+        collect.keep(q, {"question_id": q["question_id"], "image": image, "index": index, "line": None})
+    return collect.finish()
+
+
 def validate_eval_set(
     spec: dict,
     *,
@@ -699,8 +743,9 @@ def validate_eval_set(
     unique_ids: bool = False,
     max_problems: int = 1000,
 ) -> ValidationResult:
-    """Validate one `data.eval_sets.<name>` entry (`format`: `question_jsonl` or `mmbench_tsv`; an
-    optional `unique_ids` in the entry overrides the argument)."""
+    """Validate one `data.eval_sets.<name>` entry (`format`: `question_jsonl`, `mmbench_tsv`,
+    `llava_json` (ScienceQA's conversation list) or `vqa_questions`; an optional `unique_ids` in the entry
+    overrides the argument)."""
     fmt = spec.get("format")
     if fmt == "question_jsonl":
         return validate_questions(
@@ -715,4 +760,16 @@ def validate_eval_set(
         return validate_mmbench(
             spec["questions"], on_error=on_error, check_images=check_images, max_problems=max_problems
         )
-    raise ValueError(f"unknown eval set format {fmt!r}; known: question_jsonl, mmbench_tsv")
+    if fmt == "llava_json":
+        return validate_conversations(
+            spec["questions"], spec.get("image_folder"), schema="instruct", on_error=on_error,
+            check_images=check_images, unique_ids=True, max_problems=max_problems,
+        )  # fmt: skip
+    if fmt == "vqa_questions":
+        return validate_vqa_questions(
+            spec["questions"], spec.get("image_folder"), on_error=on_error, check_images=check_images,
+            max_problems=max_problems,
+        )  # fmt: skip
+    raise ValueError(
+        f"unknown eval set format {fmt!r}; known: question_jsonl, mmbench_tsv, llava_json, vqa_questions"
+    )

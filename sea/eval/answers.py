@@ -154,9 +154,17 @@ def match_answers(
             raise SeaError(f"{benchmark}: {len(dup)} question(s) answered more than once: {listing(dup)}")
     matched = dict(zip(keys, answers, strict=True))
     missing = [k for k in expected if k not in matched]
+    check_missing(benchmark, missing, len(expected), allow_missing, what)
+    return matched, missing
+
+
+def check_missing(
+    benchmark: str, missing: Sequence[Any], total: int, allow_missing: bool, what: str = "the annotations"
+) -> None:
+    """SeaError naming how many of `total` questions have no answer, unless `allow_missing` or none is
+    missing: a partial answer file never scores silently (every scorer and the `evaluate` stage)."""
     if missing and not allow_missing:
         raise SeaError(
-            f"{benchmark}: {len(missing)} of {len(expected)} question(s) in {what} have no answer "
+            f"{benchmark}: {len(missing)} of {total} question(s) in {what} have no answer "
             f"(pass allow_missing / --allow-missing to score them as documented): {listing(missing)}"
         )
-    return matched, missing

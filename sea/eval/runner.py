@@ -1,13 +1,16 @@
 """Benchmark runner: LLaVA question files in, LLaVA answer files out, batched greedy generation.
 
 - Registry: `eval.benchmarks` names entries of `data.eval_sets` (question file, image folder, annotations,
-  `format`); `eval.registry.<name>` adds the scorer and the prompt suffix.
+  `format`, for VQAv2 test-dev `all_questions`); `eval.registry.<name>` adds the scorer (null: scored by
+  a server only), the upload file for a server (`sea.eval.uploads`) and the prompt suffix.
 - Question formats, prompts as LLaVA's runners build them:
-  `question_jsonl` (`model_vqa_loader`: `<image>\\n` + text, the file's text already carries the suffix;
-  answer `prompt` = text), `llava_json` (`model_vqa_science`: the first human turn without `<image>`,
-  `<image>\\n` in front for image problems, then the suffix; answer `prompt` = all of it),
+  `question_jsonl` (`model_vqa_loader` / `model_vqa`: `<image>\\n` + text, the file's text already carries
+  the suffix; answer `prompt` = text), `llava_json` (`model_vqa_science`: the first human turn without
+  `<image>`, `<image>\\n` in front for image problems, then the suffix; answer `prompt` = all of it),
   `mmbench_tsv` (`model_vqa_mmbench`: hint + question + "\\nA. ..." options, then the suffix; answer
-  `prompt` = without the suffix, plus `round_id`, `options`, `option_char`).
+  `prompt` = without the suffix, plus `round_id`, `options`, `option_char`), `vqa_questions` (the
+  official VQA questions JSON, for a local VQAv2 split LLaVA ships no file for: question + the
+  short-answer suffix, image `COCO_<data_subtype>_<image_id:012d>.jpg`).
 - Generation: the model's conversation template, `SeaMLLM.generate` (greedy, left padding, KV cache)
   over batches, stop at the template's end-of-turn token, decode without special tokens, strip.
   Images are padded to a square with the vision tower's mean colour first (LLaVA's `pad`).
@@ -34,10 +37,17 @@ from sea.utils.dist import ProcessInfo, process_info  # noqa: F401 (re-exported 
 log = logging.getLogger(__name__)
 
 MC_SUFFIX = "\nAnswer with the option's letter from the given choices directly."
-FORMATS = ("question_jsonl", "llava_json", "mmbench_tsv")
+SHORT_SUFFIX = "\nAnswer the question using a single word or phrase."
+FORMATS = ("question_jsonl", "llava_json", "mmbench_tsv", "vqa_questions")
 # Defaults when `eval.registry` has no entry: scorer = the benchmark name, no suffix (LLaVA's question
-# files carry theirs), except the multiple-choice formats which get LLaVA's --single-pred-prompt.
-DEFAULT_SUFFIX = {"question_jsonl": "", "llava_json": MC_SUFFIX, "mmbench_tsv": MC_SUFFIX}
+# files carry theirs), except the multiple-choice formats which get LLaVA's --single-pred-prompt, and the
+# official VQA questions, which get LLaVA's short-answer suffix.
+DEFAULT_SUFFIX = {
+    "question_jsonl": "",
+    "llava_json": MC_SUFFIX,
+    "mmbench_tsv": MC_SUFFIX,
+    "vqa_questions": SHORT_SUFFIX,
+}
 
 
 @dataclass(frozen=True)
@@ -49,9 +59,11 @@ class BenchmarkSpec:
     questions: Path
     image_folder: Path | None
     annotations: Path | None
-    scorer: str
+    scorer: str | None  # None: no local ground truth (a server scores the upload)
     suffix: str = ""
     max_new_tokens: int | None = None
+    upload: str | None = None  # upload kind (sea.eval.uploads), None: none
+    all_questions: Path | None = None  # VQAv2: the full test2015 list the upload covers
 
 
 @dataclass(frozen=True)
@@ -91,7 +103,13 @@ def benchmark_specs(eval_cfg: dict[str, Any], eval_sets: dict[str, Any]) -> list
         if not data.get("questions"):
             raise SeaError(f"data.eval_sets.{name}.questions is not set")
         entry = registry.get(name) or {}
-        annotations = data.get("annotations") or (data["questions"] if fmt == "mmbench_tsv" else None)
+        scorer = entry.get("scorer", name)
+        upload = entry.get("upload")
+        if scorer is None and upload is None:
+            raise SeaError(f"eval.registry.{name} has neither a scorer nor an upload: nothing would score it")
+        annotations = data.get("annotations") or (
+            data["questions"] if fmt == "mmbench_tsv" and scorer is not None else None
+        )
         specs.append(
             BenchmarkSpec(
                 name=name,
@@ -99,9 +117,11 @@ def benchmark_specs(eval_cfg: dict[str, Any], eval_sets: dict[str, Any]) -> list
                 questions=Path(data["questions"]),
                 image_folder=Path(data["image_folder"]) if data.get("image_folder") else None,
                 annotations=Path(annotations) if annotations else None,
-                scorer=str(entry.get("scorer") or name),
+                scorer=None if scorer is None else str(scorer),
                 suffix=str(entry["suffix"]) if entry.get("suffix") is not None else DEFAULT_SUFFIX[fmt],
                 max_new_tokens=entry.get("max_new_tokens"),
+                upload=None if upload is None else str(upload),
+                all_questions=Path(data["all_questions"]) if data.get("all_questions") else None,
             )
         )
     return specs
@@ -149,10 +169,32 @@ def _mmbench_tsv(spec: BenchmarkSpec) -> list[EvalQuestion]:
     return out
 
 
+def _vqa_questions(spec: BenchmarkSpec) -> list[EvalQuestion]:
+    from sea.eval.answers import read_json
+
+    data = read_json(spec.questions)
+    rows = data.get("questions") if isinstance(data, dict) else None
+    if not isinstance(rows, list):
+        raise SeaError(f"{spec.questions}: no 'questions' list (expected VQA's *_questions.json)")
+    subtype = str(data.get("data_subtype") or "val2014")
+    out = []
+    for n, row in enumerate(rows, start=1):
+        try:
+            text = str(row["question"]) + spec.suffix
+            image = f"COCO_{subtype}_{int(row['image_id']):012d}.jpg"
+            out.append(EvalQuestion(row["question_id"], text, text, image=image))
+        except (KeyError, TypeError, ValueError) as e:
+            raise SeaError(
+                f"{spec.questions}: question {n} needs 'question_id', 'question', 'image_id'"
+            ) from e
+    return out
+
+
 LOADERS: dict[str, Callable[[BenchmarkSpec], list[EvalQuestion]]] = {
     "question_jsonl": _question_jsonl,
     "llava_json": _llava_json,
     "mmbench_tsv": _mmbench_tsv,
+    "vqa_questions": _vqa_questions,
 }
 
 
@@ -383,12 +425,28 @@ def run_benchmark(
     return {"questions": len(questions), "seconds": seconds}
 
 
-def score_benchmark(
-    spec: BenchmarkSpec, answers_path: Path, allow_missing: bool | None = None
-) -> dict[str, Any]:
-    """Score a written answer file with the spec's scorer and annotations."""
+def score_benchmark(spec: BenchmarkSpec, answers_path: Path, allow_missing: bool = False) -> dict[str, Any]:
+    """Score a written answer file with the spec's scorer and annotations (a spec without a scorer gets
+    an empty `metrics` and `server.status: pending`); with an upload kind, also write its upload file as
+    `<answers folder>/../uploads/<name><ext>` (`upload` in the result: the path relative to that
+    parent)."""
     from sea.eval.scorers import score
+    from sea.eval.uploads import EXTENSIONS, SERVERS, write_upload
 
-    return score(
-        spec.scorer, read_answers(answers_path), spec.annotations, spec.questions, allow_missing=allow_missing
-    )
+    answers = read_answers(answers_path)
+    if spec.scorer is not None:
+        res = score(spec.scorer, answers, spec.annotations, spec.questions, allow_missing=allow_missing)
+    else:
+        res = {"benchmark": spec.upload, "metrics": {}, "counts": {}}
+        res["server"] = {"name": SERVERS[str(spec.upload)], "status": "pending"}
+    if spec.upload is not None:
+        root = Path(answers_path).parent.parent
+        path = root / "uploads" / f"{spec.name}{EXTENSIONS.get(spec.upload, '')}"
+        up = write_upload(
+            spec.upload, answers, path, spec.questions, all_questions=spec.all_questions,
+            allow_missing=allow_missing,
+        )  # fmt: skip
+        res["upload"] = str(path.relative_to(root))
+        if spec.scorer is None:
+            res["counts"] = up["counts"]
+    return res

@@ -5,14 +5,23 @@ The model is `<eval.models>/seed<seed>/<arm>` (the `instruct` stage's output), o
 when `eval.models` maps arms to folders. Outputs under `<paths.evaluate>/seed<seed>/<arm>/`:
 
 - `answers/<benchmark>.jsonl`: LLaVA answer files (LLaVA's own scripts can score them);
-- `scores.json`: per benchmark the scorer's full result, and the diagnostics;
+- `uploads/<benchmark>.{json,xlsx}`: for the benchmarks an evaluation server scores (VQAv2 test-dev,
+  VizWiz, MMBench, MM-Vet), the file LLaVA's conversion script writes for that server;
+- `scores.json`: per benchmark the scorer's full result (`upload`: its upload file; a benchmark only a
+  server scores has empty `metrics` and `server: {name, status: pending}` until
+  `python -m sea.eval.score <kind> --server-result FILE --into scores.json` adds the server's scores),
+  and the diagnostics;
 - `outcomes.json`: per benchmark the per-unit outcomes its headline is computed from
   (`sea.eval.outcomes`), which the report's paired bootstrap resamples;
 - `table.md`: one row per metric (also logged to the tracker);
 - `diagnostics/nearest_words.txt`: decoded word grids of a few images.
 
 Metrics: `<benchmark>/<metric>` (POPE per split: `pope_<split>/<metric>`), rates in percent, MME in
-points; `diagnostics/<name>`. The `report` stage compares the arms over the seeds.
+points; `diagnostics/<name>`; `server_pending/<benchmark>` = 1 for each benchmark awaiting its server.
+The `report` stage compares the arms over the seeds.
+
+An answer file that leaves questions of a benchmark unanswered stops the stage (no silent zeros) unless
+`eval.allow_missing`, which scores it as the scorer documents and logs the count as a warning.
 """
 
 from __future__ import annotations
@@ -173,11 +182,14 @@ def build(cfg: DictConfig, out: Path, arm: str) -> dict:
             shard_dir=_shard_dir(cfg, ecfg, instance) if proc.world_size > 1 else None,
         )
         if proc.is_main:
-            scores[spec.name] = score_benchmark(spec, path, ecfg.get("allow_missing"))
+            scores[spec.name] = score_benchmark(spec, path, bool(ecfg.get("allow_missing", False)))
             scores[spec.name]["seconds"] = timing["seconds"]
             if "outcomes" in scores[spec.name]:
                 outcomes[spec.name] = scores[spec.name].pop("outcomes")
+            if missing := scores[spec.name]["counts"].get("missing"):
+                log.warning("%s: %d question(s) have no answer (eval.allow_missing)", spec.name, missing)
     metrics = flat_metrics(scores)
+    metrics |= {f"server_pending/{n}": 1.0 for n, r in scores.items() if "server" in r}
     if proc.is_main and dcfg.get("enabled", True):
         inputs = diagnostic_inputs(model, dcfg, aspect)
         if inputs is not None:
@@ -216,8 +228,9 @@ def build(cfg: DictConfig, out: Path, arm: str) -> dict:
     tracker = tracking.current()
     tracker.log_text(table, "evaluate/table.md")
     tracker.log_text(json.dumps(scores, indent=2, sort_keys=True), "evaluate/scores.json")
-    if (out / "answers").is_dir():
-        tracker.log_artifact(out / "answers", "evaluate/answers")
+    for folder in ("answers", "uploads"):
+        if (out / folder).is_dir():
+            tracker.log_artifact(out / folder, f"evaluate/{folder}")
     log.info("evaluate %s:\n%s", instance, table)
     return metrics
 

@@ -20,7 +20,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from sea.errors import SeaError
-from sea.stages.base import Stage, select
+from sea.stages.base import Stage, select, select_or
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,10 @@ def _validation_options(data: dict) -> dict[str, Any]:
     }
 
 
-def validate_all(data: dict) -> dict:
-    """Validate pretrain, instruct and every eval set with a question file; results by dataset name."""
+def validate_all(data: dict, benchmarks: list[str] | None = None) -> dict:
+    """Validate pretrain, instruct and the eval sets with a question file (those named in `benchmarks`,
+    `eval.benchmarks`, when given: data.eval_sets lists every benchmark LLaVA's layout has, but only the
+    evaluated ones need to be on disk); results by dataset name."""
     from sea.data.validate import validate_conversations, validate_eval_set
 
     opts = _validation_options(data)
@@ -57,6 +59,8 @@ def validate_all(data: dict) -> dict:
             spec["json"], spec.get("image_folder"), schema=name, unique_ids=opts["unique_ids"][name], **common
         )
     for name, spec in sorted((data.get("eval_sets") or {}).items()):
+        if benchmarks is not None and name not in benchmarks:
+            continue
         if not spec or spec.get("questions") is None:
             log.info("eval set %s: no question file configured, skipped", name)
             continue
@@ -115,7 +119,8 @@ def build(cfg: DictConfig, out: Path) -> dict:
     from sea.utils.io import write_json, write_jsonl
 
     data = select(cfg, "data")
-    results = validate_all(data)
+    benchmarks = select_or(cfg, "eval.benchmarks", None)
+    results = validate_all(data, None if benchmarks is None else list(benchmarks))
     metrics: dict[str, int | float] = {}
     report: dict[str, Any] = {"validation": _validation_options(data), "datasets": {}}
     for name, result in results.items():
@@ -155,7 +160,7 @@ def build(cfg: DictConfig, out: Path) -> dict:
 STAGE = Stage(
     name="prepare",
     help="validate and index the datasets (LLaVA formats), build the word list",
-    params=("data",),
+    params=("data", "eval.benchmarks"),
     out="paths.prepared",
     build=build,
     deps=("data.pretrain.json", "data.instruct.json"),

@@ -13,9 +13,9 @@ from sea.errors import SeaError
 from sea.eval.scorers import get_scorer, score
 from sea.eval.scorers.gqa import gqa_prediction, score_gqa
 from sea.eval.scorers.mmbench import (
-    can_infer,
     can_infer_option,
     can_infer_text,
+    infer_letter,
     is_none,
     read_mmbench_tsv,
     score_mmbench,
@@ -120,7 +120,10 @@ def test_gqa_conversion_and_missing_predictions(tmp_path: Path):
         "4": {"answer": "no", "isBalanced": False},
     }
     ann.write_text(json.dumps(qs))
-    res = score_gqa([answer("1", "Yes."), answer(2, "a red")], ann)  # ids compared as strings
+    partial = [answer("1", "Yes."), answer(2, "a red")]  # ids compared as strings
+    with pytest.raises(SeaError, match=r"gqa: 1 of 3 question\(s\) .* have no answer"):
+        score_gqa(partial, ann)
+    res = score_gqa(partial, ann, allow_missing=True)
     assert res["metrics"]["accuracy"] == pytest.approx(100 / 3)
     assert res["metrics"]["structural/verify"] == 50.0
     assert res["counts"] == {"questions": 3, "answered": 2, "missing": 1}
@@ -330,7 +333,7 @@ def test_sqa_letter_parsing(text: str, letter: str):
     assert sqa_letter(text) == letter
 
 
-def test_sqa_accuracy_and_img_accuracy(tmp_path: Path):
+def _sqa_folder(tmp_path: Path) -> Path:
     problems = {
         "1": {"choices": ["x", "y"], "answer": 0, "image": "image.png"},
         "2": {"choices": ["x", "y", "z"], "answer": 2, "image": None},
@@ -340,21 +343,43 @@ def test_sqa_accuracy_and_img_accuracy(tmp_path: Path):
     }
     (tmp_path / "problems.json").write_text(json.dumps(problems))
     (tmp_path / "pid_splits.json").write_text(json.dumps({"test": ["1", "2", "3", "4"], "val": ["9"]}))
+    return tmp_path
+
+
+def test_sqa_accuracy_and_img_accuracy(tmp_path: Path):
+    folder = _sqa_folder(tmp_path)
     answers = [
         answer("1", "A", "<image>\nQ\nA. x\nB. y"),
         answer("2", "The answer is C.", "Q\nA. x\nB. y\nC. z"),
         answer("3", "C", "<image>\nQ"),  # a letter beyond the choices is wrong
     ]
-    res = score_sqa(answers, tmp_path)
+    with pytest.raises(SeaError, match="1 of 4 question"):
+        score_sqa(answers, folder)
+    res = score_sqa(answers, folder, allow_missing=True)
     assert res["metrics"]["accuracy"] == 50.0  # 2 of 4; problem 4 has no answer: FAILED
     assert res["metrics"]["img_accuracy"] == pytest.approx(100 / 3)  # 1 of the 3 image problems
     assert res["counts"]["missing"] == 1 and res["counts"]["failed"] == 1
-    with pytest.raises(SeaError, match="match nothing"):
-        score_sqa([answer("9", "A", "Q")], tmp_path)
-    assert (
-        score_sqa([answer("9", "A", "Q")], tmp_path / "problems.json", split="val")["metrics"]["accuracy"]
-        == 100
-    )
+    val = score_sqa([answer("9", "A", "Q")], folder / "problems.json", split="val")
+    assert val["metrics"]["accuracy"] == 100
+
+
+def test_sqa_ignores_other_split_and_unknown_ids_like_the_reference(tmp_path: Path):
+    folder = _sqa_folder(tmp_path)
+    right = [answer("1", "A", "<image>\nQ"), answer("2", "C", "Q"), answer("3", "B", "<image>\nQ")]
+    extra = [
+        answer("9", "A", "Q"),  # a val problem: eval_science_qa.py never looks it up
+        answer("77", "B", "Q"),  # in no split
+        answer("4", "A", "<image>\nQ"),  # wrong, then answered again: the last line wins
+        answer("4", "B", "<image>\nQ"),
+    ]
+    res = score_sqa(right + extra, folder)
+    assert res["metrics"] == {"accuracy": 100.0, "img_accuracy": 100.0}
+    assert {
+        k: res["counts"][k] for k in ("questions", "answered", "other_split", "unknown", "duplicates")
+    } == {"questions": 4, "answered": 4, "other_split": 1, "unknown": 1, "duplicates": 1}
+    with pytest.raises(SeaError, match=r"strict.*1 answer id\(s\) of splits other than 'test', 1 not in"):
+        score_sqa(right + extra, folder, strict=True)
+    assert score_sqa(right + extra[2:3], folder, strict=True)["counts"]["duplicates"] == 0
 
 
 # ----------------------------------------------------------------------------------- MMBench
@@ -384,8 +409,8 @@ def test_mmbench_can_infer_text():
     choices = {"A": "Red", "B": "Blue square", "C": "blue"}
     assert can_infer_text("It is red.", choices) == "A"
     assert can_infer_text("a blue square", choices) is None  # "blue" and "blue square" both occur
-    assert can_infer("A red one", {"A": "green", "B": "red"}) == "A"  # three words: "A" is a letter
-    assert can_infer("A red one for sure", {"A": "green", "B": "red"}) == "B"  # maybe a quantifier
+    assert infer_letter("A red one", {"A": "green", "B": "red"}) == ("A", "option")  # three words
+    assert infer_letter("A red one for sure", {"A": "green", "B": "red"}) == ("B", "text")  # a quantifier?
 
 
 def test_mmbench_is_none_like_pandas_and_llava():
@@ -419,12 +444,48 @@ def test_mmbench_circular(tmp_path: Path):
     assert res["details"]["category"] == {"color": 100.0, "shape (x)": 0.0}
     unparsed = [answer(0, "A"), answer(1, "C"), answer(1000000, "dunno"), answer(1000001, "square")]
     res = score_mmbench(unparsed, tsv)
-    assert res["metrics"]["accuracy"] == 50.0 and res["counts"]["unparsed"] == 1
+    assert res["metrics"]["accuracy"] == 50.0
+    assert {k: v for k, v in res["counts"].items() if k.startswith("path/")} == {
+        "path/option": 2, "path/text": 1, "path/mcq_extract": 0, "path/unparsed": 1,
+    }  # fmt: skip
     with pytest.raises(SeaError, match="no answer"):
         score_mmbench(answers[:3], tsv)
     assert score_mmbench(answers[:3], tsv, allow_missing=True)["metrics"]["accuracy"] == 50.0
     with pytest.raises(SeaError, match="all-rounds"):
         score_mmbench([answer(0, "A", round_id=1)], tsv)
+
+
+def test_mmbench_falls_back_to_mcq_extract_like_lmms_eval_static(tmp_path: Path):
+    tsv = _mmbench_tsv(tmp_path)
+    # Neither can_infer_option nor the option texts read these; lmms-eval's static mode asks mcq_extract.
+    texts = {0: "**A**", 1: "answer:C", 1000000: "\\boxed{B}", 1000001: "<answer>b</answer>"}
+    for text in texts.values():
+        assert infer_letter(text, {"A": "red", "B": "blue", "C": "star"})[1] == "mcq_extract"
+    res = score_mmbench([answer(i, t) for i, t in texts.items()], tsv)
+    assert res["metrics"] == {"accuracy": 100.0, "vanilla_accuracy": 100.0}
+    assert res["counts"]["path/mcq_extract"] == 4 and res["counts"]["path/unparsed"] == 0
+    assert res["details"] == {"category": {"color": 100.0, "shape (x)": 100.0}, "l2-category": {"l2": 100.0}}
+    # The extractor abstains on two letters and on a letter the row does not offer (row 0: A, B).
+    ambiguous = texts | {1000001: "**A** or **B**", 0: "answer:D"}
+    res = score_mmbench([answer(i, t) for i, t in ambiguous.items()], tsv)
+    assert res["metrics"] == {"accuracy": 0.0, "vanilla_accuracy": 50.0}
+    assert res["counts"]["path/mcq_extract"] == 2 and res["counts"]["path/unparsed"] == 2
+    assert res["details"]["category"] == {"color": 0.0, "shape (x)": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("text", "letter"),
+    [
+        ("B", "B"), ("(C)", "C"), ("The answer is D.", "D"), ("**B**", "B"), ("Option B is correct", "B"),
+        ("B because it is red", "B"), ("\\boxed{\\text{C}}", "C"), ("答案是C", "C"),
+        ("Answer: B. Final answer: Z", ""), ("A or B", ""), ("A, B", ""), ("B.com", ""), ("a cat", ""),
+        ("<answer>A <answer>B</answer>", ""), ("<answer>A</answer> <answer>B", "B"), ("", ""),
+    ],
+)  # fmt: skip
+def test_mcq_extract_cases(text: str, letter: str):
+    from sea.eval.mcq_extract import extract_mcq_answer
+
+    assert extract_mcq_answer(text, ["A", "B", "C", "D"]) == letter
 
 
 # ----------------------------------------------------------------------------------- SEED
@@ -441,7 +502,10 @@ def test_seed_exact_match_per_type(tmp_path: Path):
         "question_type": {"Scene Understanding": 1, "Action Recognition": 2},
     }
     ann.write_text(json.dumps(data))
-    res = score_seed([answer(1, "A"), answer(2, "B.")], ann)  # exact match: "B." is wrong; 3 missing
+    partial = [answer(1, "A"), answer(2, "B.")]  # exact match: "B." is wrong; 3 missing
+    with pytest.raises(SeaError, match="1 of 3 question"):
+        score_seed(partial, ann)
+    res = score_seed(partial, ann, allow_missing=True)
     assert res["metrics"]["accuracy"] == pytest.approx(100 / 3)
     assert res["metrics"]["type/Scene Understanding"] == 50.0
     assert res["metrics"]["video_accuracy"] == 0.0

@@ -6,18 +6,21 @@ ground-truth file or folder, `questions` the LLaVA question file where the score
 result is `{"benchmark", "metrics", "counts", ["splits"], ["details"]}`; rates are in percent, MME in
 points.
 
-| scorer | annotations | missing answers |
+| scorer | annotations | with allow_missing, an unanswered question ... |
 |---|---|---|
-| gqa | testdev_balanced_questions.json | wrong, counted |
-| pope | folder of coco_pope_<category>.json (+ questions) | error / skipped with allow_missing |
-| mme | ground-truth folder (world `<subtask>.txt` or MME release) | error / "other" with allow_missing |
-| mmbench | the dev TSV | error / wrong with allow_missing |
-| sqa | ScienceQA folder (problems.json, pid_splits.json) | FAILED, counted |
-| seed | SEED-Bench.json | wrong, counted |
-| textvqa | TextVQA_0.5.1_val.json | error / answered subset with allow_missing |
-| vqav2 | VQA annotations JSON | error / answered subset with allow_missing |
+| gqa | testdev_balanced_questions.json | is wrong |
+| pope | folder of coco_pope_<category>.json (+ questions) | is skipped (its category scored on the rest) |
+| mme | ground-truth folder (world `<subtask>.txt` or MME release) | counts as "other" |
+| mmbench | the dev TSV | is a wrong copy |
+| sqa | ScienceQA folder (problems.json, pid_splits.json) | is FAILED |
+| seed | SEED-Bench.json | is wrong |
+| textvqa | TextVQA_0.5.1_val.json | is left out (accuracy over the answered ones) |
+| vqav2 | VQA annotations JSON | is left out (accuracy over the answered ones) |
 
-Answers that match nothing in the annotations, and questions answered twice, are always errors.
+No silent zeros: without `allow_missing` (`--allow-missing`, `eval.allow_missing`) every scorer refuses an
+answer file that leaves any question unanswered, naming how many (`sea.eval.answers.check_missing`).
+Answers that match nothing in the annotations, and questions answered twice, are errors (ScienceQA: see
+its module, which ignores and counts them as the reference does).
 """
 
 from __future__ import annotations
@@ -65,14 +68,11 @@ def score(
     annotations: str | Path | None,
     questions: str | Path | None = None,
     *,
-    allow_missing: bool | None = None,
+    allow_missing: bool = False,
     **options: Any,
 ) -> Result:
-    """Run scorer `scorer`; `allow_missing=None` keeps the scorer's default."""
-    kwargs = dict(options)
-    if allow_missing is not None:
-        kwargs["allow_missing"] = allow_missing
-    return get_scorer(scorer)(answers, annotations, questions, **kwargs)
+    """Run scorer `scorer` (`options`: scorer-specific keywords, e.g. sqa's `split` and `strict`)."""
+    return get_scorer(scorer)(answers, annotations, questions, allow_missing=allow_missing, **options)
 
 
 __all__ = ["ALIASES", "SCORERS", "Result", "get_scorer", "score"]

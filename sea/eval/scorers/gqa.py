@@ -2,23 +2,21 @@
 then the official `eval.py` accuracy (exact match with the question's `answer`, balanced questions only),
 overall and per structural / semantic type.
 
-Beyond the reference (whose `eval.py` raises KeyError): a question without a prediction is scored wrong
-and counted in `counts["missing"]`; answers for ids not in the annotation file are an error.
+Beyond the reference (whose `eval.py` raises KeyError): a balanced question without a prediction is an
+error unless `allow_missing`, then it is scored wrong and counted in `counts["missing"]`; answers for ids
+not in the annotation file are an error.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from sea.errors import SeaError
-from sea.eval.answers import match_answers, read_json
+from sea.eval.answers import check_missing, match_answers, read_json
 from sea.eval.outcomes import unit_outcomes
 from sea.eval.scorers.common import Result, best_constant, pct, qid_key, require_path, result
-
-log = logging.getLogger(__name__)
 
 
 def gqa_prediction(text: str) -> str:
@@ -31,10 +29,10 @@ def score_gqa(
     annotations: str | Path,
     questions: str | Path | None = None,
     *,
-    allow_missing: bool = True,
+    allow_missing: bool = False,
 ) -> Result:
     """Accuracy against GQA's `testdev_balanced_questions.json` (question id -> `{"answer", "types",
-    "isBalanced"}`; `isBalanced` defaults to true). Missing predictions count as wrong, always."""
+    "isBalanced"}`; `isBalanced` defaults to true)."""
     path = require_path(annotations, "gqa", "annotation file (testdev_balanced_questions.json)")
     data = read_json(path)
     if not isinstance(data, dict):
@@ -45,10 +43,7 @@ def score_gqa(
         answers, table, "gqa", key=lambda a: qid_key(a["question_id"]), allow_missing=True, what=path.name
     )
     missing_balanced = [k for k in balanced if k not in matched]
-    if missing_balanced:
-        log.warning(
-            "gqa: %d of %d questions have no prediction: scored wrong", len(missing_balanced), len(balanced)
-        )
+    check_missing("gqa", missing_balanced, len(balanced), allow_missing, f"{path.name} (balanced)")
     total: list[int] = []
     by_type: dict[str, dict[str, list[int]]] = {"structural": {}, "semantic": {}}
     for k in balanced:

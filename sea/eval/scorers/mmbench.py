@@ -1,12 +1,20 @@
-"""MMBench circular evaluation as lmms-eval's `tasks/mmbench/mmbench_evals.py` (`eval_sub_data`), on the
-dev TSV whose rows with `index >= 1e6` are option-shifted copies of row `index % 1e6`.
+"""MMBench circular evaluation as lmms-eval's offline (`static`) MMBench evaluation
+(`tasks/mmbench/mmbench_evals.py`, `MMBench_Evaluator.eval_sub_data` / `eval_result`), on the dev TSV
+whose rows with `index >= 1e6` are option-shifted copies of row `index % 1e6`.
 
-A question is right only when every copy is right. Option extraction per answer: `can_infer_option` (a
-single standalone A-E token, also decorated as `X.` `X,` `X:` `X)` `X).` `(X)` `(X).` `:X` `:X,` `:X.`
-`:X)` `:X).`; declined when "A" is a token of an answer longer than 3 words, "A" being maybe a quantifier),
-then `can_infer_text` (exactly one option text occurs in the lowercased answer). lmms-eval asks a GPT model
-next; offline there is none, so an answer neither rule can read counts as wrong and is counted in
-`counts["unparsed"]`. `vanilla_accuracy` scores the original rows (index < 1e6) alone.
+A question is right only when every copy is right. The letter of each copy comes from the first of three
+paths that reads one, and `counts["path/<name>"]` says how many copies each path decided:
+
+- `option`: `can_infer_option`, a single standalone A-E token, also decorated as `X.` `X,` `X:` `X)`
+  `X).` `(X)` `(X).` `:X` `:X,` `:X.` `:X)` `:X).`; declined when "A" is a token of an answer longer than
+  3 words ("A" being maybe a quantifier);
+- `text`: `can_infer_text`, exactly one option text occurs in the lowercased answer;
+- `mcq_extract`: where lmms-eval asks a GPT judge, its `static` mode runs the rule-based extractor
+  `extract_mcq_answer` over the row's option letters (`sea.eval.mcq_extract`);
+- `unparsed`: no path reads a letter: the copy is wrong.
+
+Accuracy overall and per `category` / `l2-category` in `details` (lmms-eval's `calculate_hit_rates`);
+`vanilla_accuracy` scores the original rows (index < 1e6) alone.
 
 The TSV is read as LLaVA's `model_vqa_mmbench` reads it with pandas: a cell is missing when empty or one of
 pandas' NA strings ("NA", "N/A", "null", "nan", "None", ...), and LLaVA's `is_none` also treats any case
@@ -24,6 +32,7 @@ from typing import Any
 
 from sea.errors import SeaError
 from sea.eval.answers import match_answers
+from sea.eval.mcq_extract import extract_mcq_answer
 from sea.eval.outcomes import unit_outcomes
 from sea.eval.scorers.common import Result, pct, require_path, result
 
@@ -119,9 +128,19 @@ def can_infer_text(answer: str, choices: dict[str, str]) -> str | None:
     return cands[0] if len(cands) == 1 else None
 
 
-def can_infer(answer: str, choices: dict[str, str]) -> str | None:
-    """`can_infer_option`, else `can_infer_text`."""
-    return can_infer_option(answer) or can_infer_text(answer, choices)
+PATHS = ("option", "text", "mcq_extract", "unparsed")
+
+
+def infer_letter(answer: str, choices: dict[str, str]) -> tuple[str | None, str]:
+    """(letter or None, the path that decided it; see the module doc)."""
+    letter = can_infer_option(answer)
+    if letter:
+        return letter, "option"
+    letter = can_infer_text(answer, choices)
+    if letter:
+        return letter, "text"
+    letter = extract_mcq_answer(answer, list(choices))
+    return (letter, "mcq_extract") if letter else (None, "unparsed")
 
 
 def _int_id(answer: dict[str, Any]) -> int:
@@ -156,10 +175,15 @@ def score_mmbench(
     for r in rows:
         groups.setdefault(r["index"] % CIRCULAR_OFFSET, []).append(r)
     preds: dict[int, str | None] = {}
+    paths = dict.fromkeys(PATHS, 0)
     for r in rows:
         a = matched.get(r["index"])
+        if a is None:
+            preds[r["index"]] = None
+            continue
         choices = {c: str(r[c]) for c in ALL_OPTIONS if not is_none(r.get(c))}
-        preds[r["index"]] = can_infer(str(a["text"]), choices) if a is not None else None
+        preds[r["index"]], path = infer_letter(str(a["text"]), choices)
+        paths[path] += 1
     main = [r for r in rows if r["index"] < CIRCULAR_OFFSET]
     hits, vanilla = [], []
     for r in main:
@@ -179,9 +203,8 @@ def score_mmbench(
         "rows": len(rows),
         "answered": len(matched),
         "missing": len(missing),
-        "unparsed": sum(1 for r in rows if r["index"] in matched and preds[r["index"]] is None),
         "orphan_copies": len(set(groups) - {r["index"] for r in main}),
-    }
+    } | {f"path/{k}": v for k, v in paths.items()}
     metrics = {"accuracy": pct(sum(hits), len(hits)), "vanilla_accuracy": pct(sum(vanilla), len(vanilla))}
     out = result("mmbench", metrics, counts, details=details)
     units = [(r["index"], [h]) for r, h in zip(main, hits, strict=True)]

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from sea.errors import SeaError
-from sea.eval.answers import listing
+from sea.eval.answers import check_missing, listing
 from sea.eval.outcomes import unit_outcomes
 from sea.eval.scorers.common import Result, require_path, result
 
@@ -196,11 +196,7 @@ def score_mme(
         raise SeaError(f"mme: {len(dup)} question(s) answered more than once: {listing(dup)}")
     preds = {k: mme_parse(a["text"]) for k, a in zip(keys, answers, strict=True)}
     missing = [k for k in sorted(known) if k not in preds]
-    if missing and not allow_missing:
-        raise SeaError(
-            f"mme: {len(missing)} of {len(known)} ground-truth questions have no answer "
-            f"(pass allow_missing to count them as 'other'): {listing(missing)}"
-        )
+    check_missing("mme", missing, len(known), allow_missing, "the ground truth")
     subtasks = {
         name: subtask_score([[(q.answer, preds.get(q.key, "other")) for q in pair] for pair in pairs])
         for name, pairs in gt.items()

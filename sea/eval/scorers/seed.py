@@ -1,7 +1,8 @@
 """SEED-Bench as LLaVA's `scripts/convert_seed_for_submission.py`: exact match `text == answer` (no
 normalisation at all), accuracy per question type, total, image-only and video-only.
 
-A question without an answer is wrong (as in the reference) and counted in `counts["missing"]`; answers
+A question without an answer is an error unless `allow_missing`; then it is wrong (as in the reference)
+and counted in `counts["missing"]`. Answers
 for ids not in `SEED-Bench.json` are an error. Empty image/video subsets are left out (the reference
 divides by zero).
 """
@@ -22,7 +23,7 @@ def score_seed(
     annotations: str | Path,
     questions: str | Path | None = None,
     *,
-    allow_missing: bool = True,
+    allow_missing: bool = False,
 ) -> Result:
     """Accuracies (percent) against `SEED-Bench.json` (`questions` with `question_id`, `answer`,
     `question_type_id`, `data_type`; `question_type` name -> id)."""
@@ -33,8 +34,9 @@ def score_seed(
     type_names = {v: k for k, v in (data.get("question_type") or {}).items()}
     table = {qid_key(q["question_id"]): q for q in data["questions"]}
     matched, missing = match_answers(
-        answers, table, "seed", key=lambda a: qid_key(a["question_id"]), allow_missing=True, what=path.name
-    )
+        answers, table, "seed", key=lambda a: qid_key(a["question_id"]), allow_missing=allow_missing,
+        what=path.name,
+    )  # fmt: skip
     per_type: dict[Any, list[int]] = {}
     per_data: dict[str, list[int]] = {}
     for k, q in table.items():

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sea.errors import SeaError
-from sea.eval.answers import listing, match_answers, read_json
+from sea.eval.answers import check_missing, listing, match_answers, read_json
 from sea.eval.normalize import EvalAIAnswerProcessor
 from sea.eval.scorers.common import Result, pct, qid_key, require_path, result
 
@@ -98,10 +98,7 @@ def score_textvqa(
         )
     answered = set(keys)
     missing = [k for k in table if k not in answered]
-    if missing and not allow_missing:
-        raise SeaError(
-            f"textvqa: {len(missing)} of {len(table)} annotated questions have no answer: {listing(missing)}"
-        )
+    check_missing("textvqa", missing, len(table), allow_missing, path.name)
     scores, not_ten = [], 0
     for a, k in zip(answers, keys, strict=True):
         gt = list(table[k].get("answers") or [])
