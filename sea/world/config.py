@@ -102,11 +102,7 @@ REQUIRED_KEYS: tuple[str, ...] = (
 # Optional keys and their defaults (maximum per-channel deviation from the base colour, 0-255 scale).
 OPTIONAL_DEFAULTS: dict[str, Any] = {"object_noise": 8, "background_noise": 16}
 # Optional answer styles of the instruction turns (fractions; the rest are long answers).
-STYLE_DEFAULTS: dict[str, float] = {
-    "multiple_choice_fraction": 0.15,
-    "short_answer_fraction": 0.45,
-    "corpus_paragraph_fraction": 0.0,
-}
+STYLE_DEFAULTS: dict[str, float] = {"multiple_choice_fraction": 0.15, "short_answer_fraction": 0.45}
 
 
 @dataclass(frozen=True)
@@ -134,7 +130,6 @@ class WorldConfig:
     background_noise: int = 16
     multiple_choice_fraction: float = 0.15
     short_answer_fraction: float = 0.45
-    corpus_paragraph_fraction: float = 0.0
 
     @property
     def grid(self) -> int:
@@ -254,10 +249,10 @@ def validate_world_config(wcfg: dict[str, Any]) -> WorldConfig:
         noise[key] = _int({key: wcfg.get(key, default)}, key, 0, 64)
 
     styles = {k: _prob({k: wcfg.get(k, v)}, k, 0.0, 1.0) for k, v in STYLE_DEFAULTS.items()}
-    if styles["multiple_choice_fraction"] + styles["short_answer_fraction"] > 1.0:
+    if sum(styles.values()) > 1.0:
         raise ValueError(
             "data.world.multiple_choice_fraction + short_answer_fraction must be <= 1, got "
-            f"{styles['multiple_choice_fraction'] + styles['short_answer_fraction']}"
+            f"{sum(styles.values())}"
         )
     return WorldConfig(
         image_size=image_size,

@@ -693,32 +693,18 @@ def text_conversation(cfg: WorldConfig, rng: np.random.Generator) -> tuple[list[
 
 
 def corpus_line(scenes: list[Scene], cfg: WorldConfig, rng: np.random.Generator) -> str:
-    """One line of the LM corpus: a caption, a question with its answer, an object description or a fact;
-    with `cfg.corpus_paragraph_fraction`, a paragraph about one scene: its caption, then questions about
-    that scene with their answers, so the LM learns to answer from what its context says (the skill
-    that reading visual tokens needs later)."""
+    """One line of the LM corpus: a caption, a question with its answer, an object description or a fact."""
     r = rng.random()
     if r < 0.15:
         qa = text_qa(cfg, rng)
         return f"{qa.question} {qa.long}"
     scene = pick(rng, scenes)
-    if cfg.corpus_paragraph_fraction and rng.random() < cfg.corpus_paragraph_fraction:
-        questions = [_scene_qa(scene, cfg, rng) for _ in range(int(rng.integers(1, 5)))]
-        return " ".join([_caption_sentence(scene, rng), *questions])
     if r < 0.55:
-        return _caption_sentence(scene, rng)
+        text, _ = caption(scene, rng)
+        return text if text.endswith(".") else capitalize(text) + "."
     if r < 0.9:
-        return _scene_qa(scene, cfg, rng)
+        qa = None
+        while qa is None:
+            qa = ASKERS[pick(rng, list(ASKERS))](scene, cfg, rng)
+        return f"{qa.question} {qa.long}"
     return object_description(scene, rng)
-
-
-def _caption_sentence(scene: Scene, rng: np.random.Generator) -> str:
-    text, _ = caption(scene, rng)
-    return text if text.endswith(".") else capitalize(text) + "."
-
-
-def _scene_qa(scene: Scene, cfg: WorldConfig, rng: np.random.Generator) -> str:
-    qa = None
-    while qa is None:
-        qa = ASKERS[pick(rng, list(ASKERS))](scene, cfg, rng)
-    return f"{qa.question} {qa.long}"
