@@ -218,7 +218,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         f"seq={args.text_len + n} (text {args.text_len} + {n} visual) stage={'2' if args.train_llm else '1'} "
         f"use_cache=False; SeaMLLM runs {args.vision_layers - 1} of {args.vision_layers} vision blocks"
     )
-    print("params: " + ", ".join(f"{k} {count(m, False):,} ({count(m, True):,} trainable)" for k, m in models.items()))
+    print(
+        "params: "
+        + ", ".join(f"{k} {count(m, False):,} ({count(m, True):,} trainable)" for k, m in models.items())
+    )
     steps: dict[str, Callable[[], float]] = {
         name: (lambda m=m, b=(sea_batch if m is sea else hf_batch): timed_step(m, b, device))
         for name, m in models.items()
