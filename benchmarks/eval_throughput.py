@@ -13,7 +13,14 @@ ratio. Timings include prompt building and image preprocessing (the whole runner
 
     .venv/bin/python benchmarks/eval_throughput.py                 # CPU default, 1-2 minutes
     .venv/bin/python benchmarks/eval_throughput.py --threads 1 --batch 32
-    .venv/bin/python benchmarks/eval_throughput.py --device cuda --n-eval 64 --batch 64
+    .venv/bin/python benchmarks/eval_throughput.py --device cuda --shape gemma2b --batch 32
+
+`--shape gemma2b`: the Gemma-2B preset's model shape (random open_clip ViT-L-14-336 tower, mlp2x_gelu
+adapter, a Gemma decoder of Gemma-2B's depth and widths: 2048 x 18 layers, 8 heads of 256, one KV head, MLP
+16384) with the tiny Gemma-style tokenizer and its chat template; the vocabulary is the tokenizer's (a
+few hundred ids, not 256,000: the LM head is the one part that is smaller than Gemma-2B's). On CUDA it
+trains under bf16 autocast, then answers in bf16 weights. `gemma2b-mini`: the same code path with a
+tiny CLIP tower and a 128-wide, 2-layer Gemma (a CPU smoke test).
 """
 
 from __future__ import annotations
@@ -34,6 +41,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+# Gemma-2B's decoder (google/gemma-2b config.json) and a few-second CPU stand-in for smoke tests.
+SHAPES: dict[str, dict[str, int]] = {
+    "gemma2b": dict(hidden_size=2048, num_hidden_layers=18, num_attention_heads=8, intermediate_size=16384),
+    "gemma2b-mini": dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256),
+}
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -41,7 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n-instruct", type=int, default=64, help="world instruct images to train on")
     p.add_argument("--train-steps", type=int, default=150, help="instruction-tuning steps (0: random model)")
     p.add_argument("--train-batch", type=int, default=8)
-    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--lr", type=float, default=None, help="default: 2e-4 for gemma2b, else 3e-3")
+    p.add_argument("--warmup-steps", type=int, default=10)
     p.add_argument("--batch", type=int, default=16, help="batch size of the batched run")
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--repeats", type=int, default=2, help="runs of each, alternating which goes first")
@@ -49,6 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu")
     p.add_argument("--llm-hidden", type=int, default=64)
     p.add_argument("--llm-layers", type=int, default=2)
+    p.add_argument("--shape", default="tiny", choices=["tiny", *SHAPES], help="model shape (see above)")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
@@ -72,21 +87,60 @@ def train_to_stop(model: Any, world: Path, template: str, args: argparse.Namespa
     model.set_trainable(adapter=True, llm=True)
     model.train()
     opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=args.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: min(1.0, (k + 1) / max(1, args.warmup_steps)))
     g = torch.Generator().manual_seed(args.seed)
+    device = torch.device(args.device)
     losses = []
     for _ in range(args.train_steps):
         pick = torch.randint(len(items), (args.train_batch,), generator=g).tolist()
-        loss, _ = module(move_to(collate([items[i] for i in pick]), torch.device(args.device)))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss, _ = module(move_to(collate([items[i] for i in pick]), device))
         loss.backward()
         opt.step()
+        sched.step()
         opt.zero_grad(set_to_none=True)
         losses.append(float(loss.detach()))
     model.eval()
     return losses[0], statistics.mean(losses[-10:])
 
 
+def build_gemma_shape(shape: str, root: Path, device: str, seed: int) -> Any:
+    """A random SeaMLLM of the Gemma-2B preset's shape (module docstring), built in memory."""
+    from transformers import AutoModelForCausalLM
+
+    from sea.models.adapter import build_adapter
+    from sea.models.mllm import SeaMLLM
+    from sea.models.tiny import tiny_llm_config, tiny_tokenizer, tiny_vision_cfg
+    from sea.models.vision import VisionTower
+
+    torch.manual_seed(seed)
+    if shape == "gemma2b":
+        vcfg = {"name": "ViT-L-14-336", "pretrained": None, "select_layer": -2, "select_feature": "patch"}
+    else:
+        vcfg = tiny_vision_cfg(root / "clip", image_size=64, patch_size=8, width=64, layers=2, heads=2)
+    vision = VisionTower.from_config(vcfg, device=device)
+    tok = tiny_tokenizer("gemma")
+    config = tiny_llm_config(
+        "gemma",
+        vocab_size=64 * -(-len(tok) // 64),
+        num_key_value_heads=1,
+        max_position_embeddings=8192,
+        **SHAPES[shape],
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    with torch.device(device):
+        llm = AutoModelForCausalLM.from_config(config)
+        adapter = build_adapter("mlp2x_gelu", vision.hidden_size, config.hidden_size)
+    return SeaMLLM(vision, adapter, llm, tok, max_length=2048)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    if args.lr is None:
+        args.lr = 2e-4 if args.shape == "gemma2b" else 3e-3
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -96,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from sea.stages.base import select
     from sea.world.generate import generate_world
 
-    template = "vicuna_v1"
+    template = "vicuna_v1" if args.shape == "tiny" else "chat"
     with tempfile.TemporaryDirectory(prefix="sea-eval-bench-") as tmp:
         root = Path(tmp)
         cfg = compose(
@@ -109,18 +163,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         world = Path(cfg.paths.world)
         generate_world(select(cfg, "data.world"), int(cfg.seed), world)
-        model = build_tiny_mllm(
-            root / "model",
-            max_length=512,
-            hidden_size=args.llm_hidden,
-            intermediate_size=2 * args.llm_hidden,
-            num_hidden_layers=args.llm_layers,
-            seed=args.seed,
-        ).to(args.device)
+        if args.shape == "tiny":
+            model = build_tiny_mllm(
+                root / "model",
+                max_length=512,
+                hidden_size=args.llm_hidden,
+                intermediate_size=2 * args.llm_hidden,
+                num_hidden_layers=args.llm_layers,
+                seed=args.seed,
+            ).to(args.device)
+        else:
+            model = build_gemma_shape(args.shape, root, args.device, args.seed)
         start = time.perf_counter()
         losses = train_to_stop(model, world, template, args) if args.train_steps else (float("nan"),) * 2
         train_s = time.perf_counter() - start
         model.eval()
+        if args.device.startswith("cuda"):
+            model.to(torch.bfloat16)
         gen = AnswerGenerator(model, template)
         work = [
             (spec, load_questions(spec))
@@ -151,12 +210,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for runs in answers.values()
         for texts in runs
     )
+    llm = model.llm.config
+    describe = (
+        f"{args.shape} (LLM {llm.hidden_size} x {llm.num_hidden_layers} layers, "
+        f"{sum(p.numel() for p in model.parameters()) / 1e6:.0f}M parameters with the CLIP text tower)"
+    )
     lengths = [len(model.tokenizer(t, add_special_tokens=False).input_ids) for t in reference]
     stopped = sum(k < args.max_new_tokens for k in lengths)
     t1, tb = statistics.median(times[1]), statistics.median(times[args.batch])
     print(
         f"device {args.device}, torch threads {torch.get_num_threads()}, {n} questions, "
-        f"max_new_tokens {args.max_new_tokens}; model: LLM {args.llm_hidden} x {args.llm_layers} layers, "
+        f"max_new_tokens {args.max_new_tokens}; model: {describe}, "
         f"{args.train_steps} instruct steps ({train_s:.0f} s, loss {losses[0]:.2f} -> {losses[1]:.2f})"
     )
     print(
