@@ -306,7 +306,7 @@ def prepare_tower(tower: Any, variant: str) -> Any:
 
 
 def profile_table(fn: Callable[[], Any], device: torch.device, trace: Path | None, rows: int = 20) -> str:
-    """Top operators by device time (CPU time without CUDA) of two calls of `fn`."""
+    """Top operators by device time (CPU time without CUDA) of two calls of `fn`; lines start `prof| `."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
@@ -318,7 +318,8 @@ def profile_table(fn: Callable[[], Any], device: torch.device, trace: Path | Non
         trace.parent.mkdir(parents=True, exist_ok=True)
         prof.export_chrome_trace(str(trace))
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    return prof.key_averages().table(sort_by=key, row_limit=rows)
+    table = prof.key_averages().table(sort_by=key, row_limit=rows)
+    return "\n".join("prof| " + line for line in table.splitlines())
 
 
 def load_clip_tower(name: str, device: torch.device) -> tuple[Any, dict]:
@@ -409,7 +410,8 @@ def loader_throughput(args: argparse.Namespace) -> float:
 
     from sea.labeling.patches import iter_batches
 
-    _, _, preprocess = open_clip.create_model_and_transforms(args.mfu_model, pretrained=None)
+    size = open_clip.get_model_config(args.mfu_model)["vision_cfg"]["image_size"]
+    preprocess = open_clip.image_transform(size, is_train=False)
     g = torch.Generator().manual_seed(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         base = (torch.rand(480, 640, 3, generator=g) * 255).to(torch.uint8).numpy()
