@@ -22,8 +22,9 @@ weights, gradients and optimizer state plus the step's activations: the device's
 minus what was allocated before it, plus the model's resident bytes), and MFU = model FLOPs per step /
 step time / peak bf16 FLOP/s (measured by an 8192^3 bf16 matmul unless `--peak-tflops`). Model FLOPs
 are analytic (`step_flops`): the vision tower forward, the LLM forward, its backward to the activations
-(stages 1 and 2) and to the weights (stage 2: 2x the trainable matmuls), causal attention counted
-half; gradient checkpointing's recomputation is not counted (it is work, not model FLOPs).
+(stages 1 and 2) and to the weights (stage 2), causal attention counted half; gradient checkpointing's
+recomputation is not counted (it is work, not model FLOPs). tests/benchmarks checks the count against
+torch's FlopCounterMode.
 
     python benchmarks/train_throughput.py --preset sea_llava15_gemma2b                 # GPU, both stages
     python benchmarks/train_throughput.py --preset sea_llava15_gemma2b --stages instruct --models sea
@@ -48,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from label_throughput import vit_flops  # noqa: E402
+from label_throughput import measured_peak_tflops, vit_flops  # noqa: E402
 from preset_memory import build, make_batch  # noqa: E402
 
 from sea.models.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX  # noqa: E402
@@ -103,33 +104,25 @@ def llm_forward_flops(config: Any, batch: int, seq: int, causal: bool = True) ->
     }
 
 
+def llm_step_flops(stage: str, config: Any, batch: int, seq: int, causal: bool = True) -> float:
+    """LLM FLOPs of one training step: the forward; the backward to the activations (every dense matmul
+    once more, attention's two products twice: both operands are activations); in stage 2 also to the
+    weights (every dense matmul once more). Stage 1 needs the activation gradients too: they carry the
+    loss back to the visual tokens."""
+    f = llm_forward_flops(config, batch, seq, causal)
+    dense = f["matmuls"] + f["lm_head"]
+    backward = dense + 2 * f["attention"] + (dense if stage == "instruct" else 0.0)
+    return sum(f.values()) + backward
+
+
 def step_flops(
     stage: str, llm_config: Any, vision: dict[str, int], adapter_params: int, batch: int, seq: int
 ) -> float:
     """Model FLOPs of one training step (module docstring). `vision`: n, d, m, layers (run), patch."""
-    f = llm_forward_flops(llm_config, batch, seq)
-    forward = sum(f.values())
-    # Backward to the activations ~ the forward; to the weights: another 2x of the trainable matmuls.
-    weight_grads = f["matmuls"] + f["lm_head"] if stage == "instruct" else 0.0
-    llm = 2 * forward + weight_grads
     n, d, m, layers, patch = (vision[k] for k in ("n", "d", "m", "layers", "patch"))
-    tower = batch * vit_flops(n, d, m, layers, 0, 0, patch, "proj")["total"]
-    adapter = 3 * 2 * batch * n * adapter_params
-    return llm + tower + adapter
-
-
-def measured_peak_tflops(device: torch.device) -> float:
-    """bf16 dense matmul FLOP/s of this device (8192^3, 20 runs), the MFU denominator."""
-    a = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
-    b = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
-    for _ in range(3):
-        a @ b
-    torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    for _ in range(20):
-        a @ b
-    torch.cuda.synchronize(device)
-    return 2 * 8192**3 * 20 / (time.perf_counter() - start) / 1e12
+    tower = batch * vit_flops(n, d, m, layers, 0, 0, patch, "proj")["total"]  # forward only, no grad
+    adapter = 3 * 2 * batch * n * adapter_params  # trainable in both stages
+    return llm_step_flops(stage, llm_config, batch, seq) + tower + adapter
 
 
 # --------------------------------------------------------------------------------------------- models
