@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 from label_throughput import measured_peak_tflops, vit_flops  # noqa: E402
+from model_step import hf_llava, set_trainable_hf  # noqa: E402
 from preset_memory import build, make_batch  # noqa: E402
 
 from sea.models.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX  # noqa: E402
@@ -140,31 +141,6 @@ def tower_geometry(tower: Any) -> dict[str, int]:
         "image": int(tower.image_size[0]),
         "n": tower.num_patches,
     }
-
-
-def build_hf(llm_config: Any, geo: dict[str, int], matched: bool, attn: str | None) -> Any:
-    from transformers import CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration
-
-    vision_config = CLIPVisionConfig(
-        hidden_size=geo["d"],
-        intermediate_size=geo["m"],
-        num_hidden_layers=geo["layers"] if matched else geo["layers_total"],
-        num_attention_heads=geo["heads"],
-        image_size=geo["image"],
-        patch_size=geo["patch"],
-        hidden_act="gelu",  # open_clip's tower without OpenAI weights uses nn.GELU
-    )
-    config = LlavaConfig(
-        vision_config=vision_config,
-        text_config=llm_config,
-        image_token_id=llm_config.vocab_size - 1,
-        vision_feature_layer=-1 if matched else -2,
-        vision_feature_select_strategy="default",
-        projector_hidden_act="gelu",
-        image_seq_length=geo["n"],
-    )
-    extra = {"attn_implementation": attn} if attn else {}
-    return LlavaForConditionalGeneration._from_config(config, **extra)
 
 
 def hf_batch(ours: dict, n: int, image_token: int) -> dict:
@@ -260,12 +236,18 @@ def run_stage(args: argparse.Namespace, cfg: Any, stage: str, device: torch.devi
 
     if "hf" in models:
         with torch.device(device):
-            hf = build_hf(llm_config, geo, args.hf_vision == "matched", args.attn)
-        hf.requires_grad_(False)
-        hf.model.multi_modal_projector.requires_grad_(True)
-        if stage == "instruct":
-            hf.model.language_model.requires_grad_(True)
-            hf.lm_head.requires_grad_(True)
+            hf = hf_llava(
+                llm_config,
+                geo["d"],
+                geo["m"],
+                geo["layers_total"],
+                geo["heads"],
+                geo["image"],
+                geo["patch"],
+                args.hf_vision == "matched",
+                args.attn,
+            )
+        set_trainable_hf(hf, stage == "instruct")
         cast_frozen(hf, frozen_dtype)
         hf.to(device)
         hf.config.use_cache = False
