@@ -30,6 +30,7 @@ from omegaconf import DictConfig
 
 from sea.errors import SeaError
 from sea.stages.base import Stage, instance_subdir, select, select_or
+from sea.stages.integrity import check_input
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,9 @@ def load_training_samples(cfg: DictConfig, dataset: str) -> list[dict]:
     """The kept samples of `data.<dataset>` (`prepare`'s manifest order)."""
     from sea.training.data import load_samples, read_manifest
 
-    rows = read_manifest(Path(select(cfg, "paths.prepared")) / "manifests" / f"{dataset}.jsonl")
+    prepared = Path(select(cfg, "paths.prepared"))
+    check_input(prepared, "prepare", [f"manifests/{dataset}.jsonl"])
+    rows = read_manifest(prepared / "manifests" / f"{dataset}.jsonl")
     return load_samples(select(cfg, f"data.{dataset}.json"), rows)
 
 
@@ -140,6 +143,7 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
 
         if not acfg.get("labels"):
             raise SeaError(f"align.labels is not set, and arm '{arm}' has a SEA weight > 0")
+        check_input(acfg["labels"], "label")
         labels = load_labels(acfg["labels"])
         check_label_compatibility(labels, mllm.vision)
         table, word_ok = label_embedding_table(

@@ -14,12 +14,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from sea.errors import SeaError
+from sea.stages.integrity import SUCCESS, file_digests, find_damage, full_check_requested, nonfinite_metrics
 from sea.utils.dist import ProcessInfo, process_info
 from sea.utils.io import atomic_dir, read_json, replace_dir, sha256_bytes, write_json
 
 log = logging.getLogger(__name__)
-
-SUCCESS = "_SUCCESS.json"
 
 
 def select(cfg: DictConfig, key: str) -> Any:
@@ -132,12 +131,22 @@ class Stage:
         return sha256_bytes(json.dumps(record, sort_keys=True, default=str).encode())[:16]
 
     def stored_metrics(self, cfg: DictConfig, arm: str | None = None) -> dict | None:
-        """The metrics of a finished run with the same config hash, or None."""
-        marker = self.out_dir(cfg, arm) / SUCCESS
+        """The metrics of a finished, intact run with the same config hash, or None. Intact: every
+        recorded file has its recorded size (and hash, with `SEA_VERIFY=hash`), the metrics are finite."""
+        folder = self.out_dir(cfg, arm)
+        marker = folder / SUCCESS
         if not marker.is_file():
             return None
         done = read_json(marker)
-        return done["metrics"] if done.get("config_hash") == self.config_hash(cfg, arm) else None
+        if done.get("config_hash") != self.config_hash(cfg, arm):
+            return None
+        problem = find_damage(folder, done.get("files") or {}, full_check_requested())
+        if problem is None and nonfinite_metrics(done["metrics"]):
+            problem = f"non-finite metrics {nonfinite_metrics(done['metrics'])}"
+        if problem:
+            log.warning("%s: finished outputs in %s are damaged (%s): run again", self.name, folder, problem)
+            return None
+        return done["metrics"]
 
     def run(self, cfg: DictConfig, arm: str | None = None) -> dict:
         stored = self.stored_metrics(cfg, arm)
@@ -156,8 +165,13 @@ class Stage:
             return self._run_ranks(cfg, build, final, config_hash, proc)
         with atomic_dir(final) as tmp:
             metrics = build(cfg, tmp)
-            write_json(tmp / SUCCESS, {"stage": self.name, "config_hash": config_hash, "metrics": metrics})
+            self.write_success(tmp, config_hash, metrics)
         return metrics
+
+    def write_success(self, folder: Path, config_hash: str, metrics: dict) -> None:
+        """The marker of a finished run: config hash, metrics, size and sha256 of every output file."""
+        record = {"stage": self.name, "config_hash": config_hash, "metrics": metrics}
+        write_json(folder / SUCCESS, record | {"files": file_digests(folder)})
 
     def _run_ranks(
         self, cfg: DictConfig, build: Callable[..., dict], final: Path, config_hash: str, proc: ProcessInfo
@@ -172,7 +186,7 @@ class Stage:
         metrics = build(cfg, tmp)
         proc.barrier()
         if proc.is_main:
-            write_json(tmp / SUCCESS, {"stage": self.name, "config_hash": config_hash, "metrics": metrics})
+            self.write_success(tmp, config_hash, metrics)
             replace_dir(tmp, final)
         proc.barrier()
         return metrics

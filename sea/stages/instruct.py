@@ -33,6 +33,7 @@ from sea.stages.align import (
     write_run_outputs,
 )
 from sea.stages.base import Stage, instance_subdir, select
+from sea.stages.integrity import check_input
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
         raise SeaError(
             f"{adapter_path}: no stage-1 adapter for arm '{arm}' at seed {seed}; run `align` for it first"
         )
+    check_input(adapter_dir, "align", [adapter_path.name])
     fingerprint = {
         "stage": "instruct",
         "arm": arm,

@@ -68,6 +68,9 @@ class TrainSettings:
     # dtype of the frozen weights: 'auto' = the mixed-precision dtype (bf16 on GPU), else fp32.
     frozen_dtype: str = "auto"
     shuffle: bool = True
+    # Consecutive optimizer steps with a non-finite loss or gradient norm tolerated (their update is
+    # skipped; under fp16 the loss scaler skips them itself) before the run stops with an error.
+    nonfinite_patience: int = 0
 
     @classmethod
     def from_config(cls, c: Mapping[str, Any], where: str = "train") -> TrainSettings:
@@ -258,6 +261,7 @@ def train(
     start = time.perf_counter()
     interval_start, interval_tokens, interval_steps = time.perf_counter(), 0, 0
     final: dict[str, float] = {}
+    nonfinite = 0  # consecutive steps with a non-finite loss or gradient norm
     try:
         while state.step < total_steps:
             sums: dict[str, torch.Tensor] = {}
@@ -274,7 +278,10 @@ def train(
                 hooks.before_optimizer_step(model, state)
             grad_norm = accelerator.clip_grad_norm_(trainable, settings.grad_clip or math.inf)
             lr = scheduler.get_last_lr()[0]
-            optimizer.step()
+            loss = sums.get("loss") if accelerator.num_processes == 1 else None  # local
+            nonfinite = _nonfinite(loss, grad_norm, nonfinite, state.step + 1, settings, run)
+            if not nonfinite or accelerator.scaler is not None:
+                optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             if hasattr(accelerator.unwrap_model(model), "after_optimizer_step"):
@@ -326,6 +333,32 @@ def _count_tokens(batch: dict[str, Any], tokens_per_image: int) -> int:
         images.shape[0] if isinstance(images, torch.Tensor) else sum(x is not None for x in images or [])
     )
     return int(batch["attention_mask"].sum()) + n_images * tokens_per_image
+
+
+class NonFiniteError(SeaError):
+    """Training diverged: the loss or the gradient norm stayed non-finite longer than the patience."""
+
+
+def _nonfinite(
+    loss: Any, grad_norm: Any, streak: int, step: int, settings: TrainSettings, run: RunOptions
+) -> int:
+    """The new count of consecutive non-finite steps after optimizer step `step` (0 when this one is
+    finite); raises `NonFiniteError` naming the step once the count exceeds the patience. The gradient
+    norm is global (all-reduced gradients), so every process decides alike."""
+    values = {"grad_norm": grad_norm, "loss": loss}
+    bad = {k: float(v) for k, v in values.items() if v is not None and not math.isfinite(float(v))}
+    if not bad:
+        return 0
+    streak += 1
+    found = ", ".join(f"{k}={v}" for k, v in bad.items())
+    if streak > settings.nonfinite_patience:
+        raise NonFiniteError(
+            f"{run.name}: non-finite {found} at optimizer step {step} ({streak} in a row, patience "
+            f"{settings.nonfinite_patience}); the run is stopped, nothing is saved as finished. Lower the "
+            "learning rate, or raise <stage>.train.nonfinite_patience for rare fp16 overflow steps"
+        )
+    log.warning("%s: non-finite %s at optimizer step %d, update skipped", run.name, found, step)
+    return streak
 
 
 def _reduce(accelerator: Any, sums: dict[str, torch.Tensor], tokens: int) -> dict[str, float]:
