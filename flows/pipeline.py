@@ -31,9 +31,11 @@ from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from sea import tracking  # noqa: E402
-from sea.config import compose, to_plain  # noqa: E402
+from sea.config import ConfigError, compose, to_plain  # noqa: E402
+from sea.errors import SeaError  # noqa: E402
 from sea.runner import execute  # noqa: E402
 from sea.stages import STAGE_NAMES, get_stage  # noqa: E402
+from sea.stages.checks import check_config  # noqa: E402
 
 
 @task(cache_policy=NO_CACHE, retries=0, persist_result=False)
@@ -72,6 +74,23 @@ def comparison_overrides(
     return out
 
 
+def checked_config(
+    overrides: Sequence[str] | None,
+    stages: Sequence[str] | None,
+    arms: Sequence[str] | None,
+    seeds: Sequence[int] | None,
+) -> tuple[DictConfig, list[str]]:
+    """The composed config and the selected stages, every value checked before any stage runs."""
+    if arms is not None and not arms:
+        raise SeaError("--arms is empty: name at least one arm")
+    if seeds is not None and not seeds:
+        raise SeaError("--seeds is empty: name at least one seed")
+    cfg = compose(comparison_overrides(overrides, arms, seeds))
+    selected = select_stages(cfg, stages)
+    check_config(cfg, selected)
+    return cfg, selected
+
+
 @flow(name="sea-pipeline", persist_result=False, log_prints=True)
 def sea_pipeline(
     overrides: list[str] | None = None,
@@ -81,8 +100,7 @@ def sea_pipeline(
 ) -> dict[str, dict]:
     """Run the selected stages (default: all that apply) in pipeline order, the per-arm stages for
     every seed and arm; return the metrics per stage run (keys: `run_key`)."""
-    cfg = compose(comparison_overrides(overrides, arms, seeds))
-    selected = select_stages(cfg, stages)
+    cfg, selected = checked_config(overrides, stages, arms, seeds)
     plain = to_plain(cfg)
     results: dict[str, dict] = {}
     with tracking.pipeline_run(cfg, selected) as parent:
@@ -125,8 +143,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.serve:
         sea_pipeline.serve(name=args.serve, parameters={"overrides": args.overrides})
         return 0
-    split = lambda v: v.split(",") if v else None  # noqa: E731
-    seeds = [int(s) for s in split(args.seeds)] if args.seeds else None
+    split = lambda v: [x for x in v.split(",") if x] if v is not None else None  # noqa: E731
+    try:
+        seeds = [int(s) for s in split(args.seeds)] if args.seeds is not None else None
+        checked_config(args.overrides, split(args.stages), split(args.arms), seeds)
+    except (ConfigError, SeaError, ValueError) as err:
+        print(f"python -m flows.pipeline: error: {err}", file=sys.stderr)
+        return 2
     results = sea_pipeline(
         overrides=args.overrides, stages=split(args.stages), arms=split(args.arms), seeds=seeds
     )

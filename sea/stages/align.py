@@ -29,7 +29,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from sea.errors import SeaError
-from sea.stages.base import Stage, instance_subdir, select, select_or
+from sea.stages.base import Stage, instance_subdir, root_relative, select, select_or
 from sea.stages.integrity import check_input
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,7 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
         "processes": proc.world_size,
         "mixed_precision": hw["mixed_precision"],
     }
+    fingerprint = root_relative(fingerprint, select_or(cfg, "paths.root"))  # a moved root resumes
     folder = ArmFolder(checkpoint_dir(cfg, "align"), instance_subdir(seed, arm), fingerprint)
 
     # ---- model: frozen tower and LLM, trainable adapter (+ logit scale) ----------------------------

@@ -17,6 +17,7 @@ from sea.errors import SeaError
 from sea.stages.integrity import SUCCESS, file_digests, find_damage, full_check_requested, nonfinite_metrics
 from sea.utils.dist import ProcessInfo, process_info
 from sea.utils.io import atomic_dir, read_json, replace_dir, sha256_bytes, write_json
+from sea.utils.lock import exclusive
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,36 @@ def select_or(cfg: DictConfig, key: str, default: Any = None) -> Any:
 def instance_subdir(seed: int, arm: str) -> str:
     """Where one training run (seed, arm) of a per-arm stage lives under the stage's folder."""
     return f"seed{int(seed)}/{arm}"
+
+
+def lock_path(final: Path) -> Path:
+    """The lock file of a stage run's output folder (and its checkpoints): `.<name>.lock` beside it."""
+    return final.parent / f".{final.name}.lock"
+
+
+def remove_stale_temps(final: Path) -> None:
+    """Temp folders of `final` left by a crashed run (call with the lock held: none is in use)."""
+    if not final.parent.is_dir():
+        return
+    for pattern in (f".{final.name}.tmp-*", f".{final.name}.old-*"):
+        for stale in final.parent.glob(pattern):
+            log.warning("removing %s, left by a crashed run", stale)
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def root_relative(value: Any, root: str | Path | None) -> Any:
+    """`value` (a JSON-like tree) with every path string under `root` written as `<root>/...`, so
+    hashes and fingerprints survive moving or copying the root."""
+    if root is None:
+        return value
+    root = str(root).rstrip("/")
+    if isinstance(value, dict):
+        return {root_relative(k, root): root_relative(v, root) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [root_relative(v, root) for v in value]
+    if isinstance(value, (str, Path)) and (str(value) == root or str(value).startswith(root + "/")):
+        return "<root>" + str(value)[len(root) :]
+    return value
 
 
 def input_fingerprint(path: Path) -> Any:
@@ -128,6 +159,7 @@ class Stage:
         }
         if self.per_arm:
             record["instance"] = self.instance(cfg, arm)
+        record = root_relative(record, select_or(cfg, "paths.root"))
         return sha256_bytes(json.dumps(record, sort_keys=True, default=str).encode())[:16]
 
     def stored_metrics(self, cfg: DictConfig, arm: str | None = None) -> dict | None:
@@ -149,6 +181,18 @@ class Stage:
         return done["metrics"]
 
     def run(self, cfg: DictConfig, arm: str | None = None) -> dict:
+        """The stored metrics when finished with this config, else build into a temp folder and rename
+        it into place. One writer at a time: the output's lock is held throughout (`lock_path`), and
+        temp folders a crashed run left are removed once it is."""
+        proc = process_info()
+        if proc.world_size > 1:  # launched ranks: the launching process holds the lock
+            return self._run_unlocked(cfg, arm, proc)
+        final = self.out_dir(cfg, arm)
+        with exclusive(lock_path(final), f"{self.name} outputs {final}"):
+            remove_stale_temps(final)
+            return self._run_unlocked(cfg, arm, proc)
+
+    def _run_unlocked(self, cfg: DictConfig, arm: str | None, proc: ProcessInfo) -> dict:
         stored = self.stored_metrics(cfg, arm)
         if stored is not None:
             log.info(
@@ -160,7 +204,6 @@ class Stage:
         config_hash = self.config_hash(cfg, arm)
         build = functools.partial(self.build, arm=arm) if self.per_arm else self.build
         final = self.out_dir(cfg, arm)
-        proc = process_info()
         if proc.world_size > 1:
             return self._run_ranks(cfg, build, final, config_hash, proc)
         with atomic_dir(final) as tmp:

@@ -24,7 +24,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,8 @@ from sea.training.checkpoint import (
     trainable_state_filter,
 )
 from sea.training.data import BatchLayout, GlobalBatchSampler, move_to
-from sea.training.optim import build_optimizer, lr_lambda, warmup_steps_for
+from sea.training.optim import SCHEDULES, build_optimizer, lr_lambda, warmup_steps_for
+from sea.utils.settings import require, settings_from
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +75,42 @@ class TrainSettings:
 
     @classmethod
     def from_config(cls, c: Mapping[str, Any], where: str = "train") -> TrainSettings:
-        c = dict(c)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(c) - known)
-        if unknown:
-            raise SeaError(f"unknown {where} keys {unknown}; known: {sorted(known)}")
-        if "betas" in c:
-            c["betas"] = tuple(float(b) for b in c["betas"])
-        return cls(**c)
+        """From the config section `where`: unknown keys, wrong types and out-of-range values are a
+        `SeaError` naming the key."""
+        s = settings_from(cls, c, where)
+        s.check(where)
+        return s
+
+    def check(self, where: str) -> None:
+        positive = "a positive integer"
+        require(self.lr > 0 and math.isfinite(self.lr), f"{where}.lr", "a finite number > 0", self.lr)
+        require(self.global_batch_size >= 1, f"{where}.global_batch_size", positive, self.global_batch_size)
+        require(
+            self.per_device_batch_size >= 1,
+            f"{where}.per_device_batch_size",
+            positive,
+            self.per_device_batch_size,
+        )
+        require(self.epochs >= 1, f"{where}.epochs", positive, self.epochs)
+        require(self.max_steps is None or self.max_steps >= 1, f"{where}.max_steps", positive, self.max_steps)
+        require(self.weight_decay >= 0, f"{where}.weight_decay", ">= 0", self.weight_decay)
+        require(all(0 <= b < 1 for b in self.betas), f"{where}.betas", "two numbers in [0, 1)", self.betas)
+        require(self.eps > 0, f"{where}.eps", "> 0", self.eps)
+        require(0 <= self.warmup_ratio <= 1, f"{where}.warmup_ratio", "in [0, 1]", self.warmup_ratio)
+        require(
+            self.warmup_steps is None or self.warmup_steps >= 0,
+            f"{where}.warmup_steps",
+            ">= 0",
+            self.warmup_steps,
+        )
+        require(self.schedule in SCHEDULES, f"{where}.schedule", f"one of {SCHEDULES}", self.schedule)
+        require(0 <= self.min_lr_ratio <= 1, f"{where}.min_lr_ratio", "in [0, 1]", self.min_lr_ratio)
+        require(
+            self.grad_clip is None or self.grad_clip > 0, f"{where}.grad_clip", "> 0 or null", self.grad_clip
+        )
+        frozen = ("auto", *DTYPES)
+        require(self.frozen_dtype in frozen, f"{where}.frozen_dtype", f"one of {frozen}", self.frozen_dtype)
+        require(self.nonfinite_patience >= 0, f"{where}.nonfinite_patience", ">= 0", self.nonfinite_patience)
 
     def frozen_torch_dtype(self, mixed_precision: str) -> torch.dtype:
         if self.frozen_dtype == "auto":
