@@ -16,11 +16,17 @@ resumed from its checkpoints by running the flow again).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import signal
+import subprocess
 import sys
-from collections.abc import Sequence
+import types
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -123,6 +129,37 @@ def sea_pipeline(
     return results
 
 
+def _die_with_parent() -> None:
+    """In a child process: get SIGTERM when the parent dies, however it dies (Linux prctl)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+@contextmanager
+def temporary_server() -> Iterator[None]:
+    """Prefect's temporary API server for this run, started here, from the main thread, as a child
+    that dies with this process even when it is killed with SIGKILL (Prefect's own would outlive it).
+    Nothing to do when `PREFECT_API_URL` names a server, or off Linux."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value() or not sys.platform.startswith("linux"):
+        yield
+        return
+    from prefect.server.api import server as api
+
+    shim = types.SimpleNamespace(**vars(subprocess))
+    shim.Popen = functools.partial(subprocess.Popen, preexec_fn=_die_with_parent)
+    with mock.patch.object(api, "subprocess", shim):
+        server = api.SubprocessASGIServer()
+        server.start()
+    try:
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            yield
+    finally:
+        server.stop()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m flows.pipeline",
@@ -150,9 +187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, SeaError, ValueError) as err:
         print(f"python -m flows.pipeline: error: {err}", file=sys.stderr)
         return 2
-    results = sea_pipeline(
-        overrides=args.overrides, stages=split(args.stages), arms=split(args.arms), seeds=seeds
-    )
+    with temporary_server():
+        results = sea_pipeline(
+            overrides=args.overrides, stages=split(args.stages), arms=split(args.arms), seeds=seeds
+        )
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=True))
     if "report" in results:

@@ -3,7 +3,10 @@ stage's skip check (sizes always, hashes on request) and by the stages that read
 
 A consumer calls `check_input(folder, producer)` before opening a finished stage's folder: a damaged
 or missing file, or non-finite training metrics, is a one-line `SeaError` naming the file and the
-stage to rerun. Folders without a marker, or with a marker from before digests were recorded, pass.
+stage to rerun. A file is hashed the first time a consumer opens it; its size and mtime then go to
+`.<folder>.verified.json` beside the folder, and later consumers hash it again only when they changed
+(sha256 runs at 0.1-1 GB/s: `benchmarks/hash_speed.py`).
+Folders without a marker, or with a marker from before digests were recorded, pass.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sea.errors import SeaError
-from sea.utils.io import read_json, sha256_file
+from sea.utils.io import atomic_write_json, read_json, sha256_file
 
 SUCCESS = "_SUCCESS.json"
 # `SEA_VERIFY=hash`: the skip check hashes every output file instead of comparing sizes only.
@@ -74,6 +77,23 @@ def check_input(folder: str | Path, producer: str, files: list[str] | None = Non
         raise SeaError(f"{folder}: stage `{producer}` finished with non-finite metrics {bad}; {rerun}")
     if "files" not in done:
         return
-    problem = find_damage(folder, done["files"], True, None if files is None else set(files))
+    stamp = folder.parent / f".{folder.name}.verified.json"
+    seen = _stat(folder, done["files"])
+    verified = read_json(stamp) if stamp.is_file() else {}
+    only = {rel for rel in (done["files"] if files is None else files) if verified.get(rel) != seen.get(rel)}
+    problem = find_damage(folder, done["files"], True, only)
     if problem:
         raise DamagedOutputError(f"damaged output of stage `{producer}`: {problem}; {rerun}")
+    if only:  # hashed once: later consumers compare sizes and mtimes only (outside the folder: DVC's outs)
+        atomic_write_json(stamp, verified | {rel: seen[rel] for rel in only})
+
+
+def _stat(folder: Path, files: dict[str, Any]) -> dict[str, list[int]]:
+    out = {}
+    for rel in files:
+        try:
+            st = (folder / rel).stat()
+        except FileNotFoundError:
+            continue
+        out[rel] = [st.st_size, st.st_mtime_ns]
+    return out

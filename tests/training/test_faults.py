@@ -347,3 +347,146 @@ def test_a_moved_root_is_still_finished_and_resumable(stage_cfg, tmp_path: Path,
     moved = stage_cfg("align.train.max_steps=2", root=tmp_path / "b")
     assert STAGE.stored_metrics(moved, "baseline") == done, "still finished"
     assert STAGE.run(stage_cfg(root=tmp_path / "b"), "sea")["resumed_from"] == 2, "still resumable"
+
+
+# ---- rows: tracking -------------------------------------------------------------------------------------
+
+
+def test_store_outage_mid_training_loses_no_metric(cli, tmp_path: Path, monkeypatch):
+    """The store fails (locked) for the first steps, then for good: training finishes, every step's
+    metrics reach MLflow, the late ones through the pending file the next tracked stage sends."""
+    from mlflow import MlflowClient
+
+    original = MlflowClient.log_batch
+    state = {"calls": 0, "down": True}
+
+    def log_batch(self, run_id, metrics=(), **kwargs):  # noqa: ANN001, ANN003
+        if metrics and state["down"]:
+            state["calls"] += 1
+            raise RuntimeError("(sqlite3.OperationalError) database is locked")
+        return original(self, run_id, metrics=metrics, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", log_batch)
+    root = tmp_path / "out"
+    track = ("tracking.enabled=true", "tracking.register_models=false", "align.train.max_steps=3")
+    status, _ = cli("align", *track, root=root)
+    assert status == 0 and state["calls"] >= 1
+    assert (run_dir(root, "align") / SUCCESS).is_file()
+    (pending,) = (root / "mlflow" / "pending").glob("*.jsonl")
+    (run,) = mlflow_runs(root)
+    assert run.info.status == "FINISHED" and pending.stem == run.info.run_id
+
+    state["down"] = False  # the store is back: the next tracked stage sends what was kept
+    assert cli("align", *track, arm="baseline", root=root)[0] == 0
+    assert not pending.exists()
+    history = MlflowClient(f"sqlite:///{(root / 'mlflow').resolve()}/mlflow.db").get_metric_history(
+        run.info.run_id, "train/loss"
+    )
+    assert sorted(m.step for m in history) == [1, 2, 3]
+
+
+def test_a_dead_tracking_server_is_a_one_line_error_in_seconds(tmp_path: Path, capsys):
+    import time
+
+    root = tmp_path / "out"
+    start = time.monotonic()
+    status = sea_main(["world", "experiment=tiny", f"paths.root={root}", "tracking.uri=http://127.0.0.1:9"])
+    seconds = time.monotonic() - start
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("sea")]
+    assert status == 1 and seconds < 30
+    assert len(err) == 1 and "tracking store http://127.0.0.1:9 is unusable" in err[0], err
+    assert "tracking=none" in err[0]
+    assert not (root / "world").exists()
+
+
+def test_a_locked_store_before_a_stage_is_a_one_line_error(tmp_path: Path, capsys):
+    import sqlite3
+
+    root = tmp_path / "out"
+    args = ["world", "experiment=tiny", f"paths.root={root}", "data.world.n_pretrain=4"]
+    assert sea_main([*args, "data.world.n_instruct=4"]) == 0  # creates the store
+    db = sqlite3.connect(root / "mlflow" / "mlflow.db", isolation_level=None)
+    db.execute("BEGIN EXCLUSIVE")
+    try:
+        capsys.readouterr()
+        status = sea_main([*args, "data.world.n_instruct=5"])
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("sea")]
+    assert status == 1 and len(err) == 1, err
+    assert f"tracking store sqlite:///{(root / 'mlflow').resolve()}/mlflow.db is unusable" in err[0]
+    assert "locked" in err[0]
+
+
+def test_sigterm_ends_the_stage_run_failed(tmp_path: Path, monkeypatch):
+    import dataclasses
+    import signal
+
+    import sea.stages.world as world
+
+    def build(cfg, out):  # noqa: ANN001
+        (out / "half.txt").write_text("x")
+        signal.raise_signal(signal.SIGTERM)
+        return {}
+
+    monkeypatch.setattr(world, "STAGE", dataclasses.replace(world.STAGE, build=build))
+    root = tmp_path / "out"
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            sea_main(["world", "experiment=tiny", f"paths.root={root}"])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert exit_.value.code == 128 + signal.SIGTERM
+    (run,) = mlflow_runs(root)
+    assert run.info.status == "FAILED"
+    assert not (root / "world").exists() and [p.name for p in root.iterdir()] == ["mlflow"], "no temp left"
+
+
+# ---- row: kill -9 of the flow ----------------------------------------------------------------------------
+
+
+def _children(pid: int, name: str) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if int(fields[1]) == pid and name in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.slow
+def test_the_temporary_prefect_server_dies_with_a_killed_flow(tmp_path: Path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    cmd = [sys.executable, "-m", "flows.pipeline", "experiment=tiny", "tracking=none"]
+    flow = subprocess.Popen(
+        [*cmd, f"paths.root={tmp_path / 'out'}", "--stages", "world"], env=env, stdout=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not (servers := _children(flow.pid, "uvicorn")) and time.monotonic() < deadline:
+            assert flow.poll() is None, "the flow ended before its server was seen"
+            time.sleep(0.5)
+        assert servers, "no temporary server started"
+    finally:
+        flow.kill()
+        flow.wait()
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{servers[0]}").exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    alive = (
+        Path(f"/proc/{servers[0]}/stat").exists()
+        and ") Z" not in Path(f"/proc/{servers[0]}/stat").read_text()
+    )
+    assert not alive, "the temporary Prefect server outlived the killed flow"
