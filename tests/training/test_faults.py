@@ -192,7 +192,7 @@ def test_overwritten_adapter_reruns_align_and_instruct_names_it(cli, tmp_path: P
 
     root = tmp_path / "out"
     adapter = finished_align(cli, root) / "adapter.safetensors"
-    intact = load_file(str(adapter))
+    intact = {k: v.clone() for k, v in load_file(str(adapter)).items()}  # not the mmapped file
     damaged = bytearray(adapter.read_bytes())
     damaged[-100:-36] = b"\xff" * 64
     adapter.write_bytes(bytes(damaged))
@@ -208,7 +208,9 @@ def test_overwritten_adapter_reruns_align_and_instruct_names_it(cli, tmp_path: P
     monkeypatch.setenv("SEA_VERIFY", "hash")  # the skip check hashes on request: align runs again
     assert cli("align", "align.train.max_steps=2", root=root)[0] == 0
     rerun = load_file(str(adapter))
-    assert rerun.keys() == intact.keys() and all(torch.equal(rerun[k], intact[k]) for k in intact)
+    assert rerun.keys() == intact.keys()
+    for key in intact:  # trained again (the same run up to float summation order)
+        torch.testing.assert_close(rerun[key], intact[key], rtol=0, atol=1e-6)
 
 
 def test_truncated_adapter_is_named_and_reruns(cli, tmp_path: Path):
