@@ -129,8 +129,8 @@ def average_lines(comparison: Mapping[str, Any]) -> list[str]:
         lines.append(
             f"- {a} vs {base}, average relative gain over {_names(comparison, avg['benchmarks'])}: "
             f"{_signed(avg['gain'], ' %')}"
-            + (f" ({pct} intervals {'; '.join(intervals)})" if intervals else "")
-            + f". {avg['verdict'][0].upper()}{avg['verdict'][1:]}."
+            + (f"; {pct} interval {', '.join(intervals)}" if intervals else "")
+            + f". Verdict: {avg['verdict']}."
         )
         if avg["left_out"]:
             left = "; ".join(

@@ -334,10 +334,8 @@ def test_report_stage_writes_intervals_flags_and_verdict(world_cfg, truth, tmp_p
     )  # fmt: skip
     metrics = STAGE.run(cfg)
     md = (paths["report"] / C.REPORT_MD).read_text()
-    assert (
-        "over GQA, MMBench: +0.00 % (95 % intervals over questions (paired bootstrap) [+0.00, +0.00])." in md
-    )
-    assert "No significant difference at this scale." in md
+    assert "over GQA, MMBench: +0.00 %; 95 % interval over questions (paired bootstrap) [+0.00, +0.00]." in md
+    assert "Verdict: no significant difference at this scale." in md
     assert "MME (sea: ≤ chance; baseline: ≤ chance)" in md  # a coin flip scores 75 per subtask
     assert "| benchmark | metric | chance | sea | baseline | Δ sea | gain sea (%) |" in md
     assert "POPE, sea, seed 0: yes-ratio outside [10, 90] %" in md
