@@ -60,7 +60,13 @@ def find_damage(
 
 
 def nonfinite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: v for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)}
+    """The training losses (`loss`, `loss_lm`, ...) among `metrics` that are not finite (other metrics
+    may be NaN by design, e.g. a score with nothing to score)."""
+    return {
+        k: v
+        for k, v in metrics.items()
+        if k.startswith("loss") and isinstance(v, float) and not math.isfinite(v)
+    }
 
 
 def check_input(folder: str | Path, producer: str, files: list[str] | None = None) -> None:
