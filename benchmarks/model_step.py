@@ -4,7 +4,13 @@ Both models get the same vision geometry (open_clip ViT vs HF CLIPVisionModel of
 heads, image and patch size), the same Llama text config, an mlp2x_gelu projector, the same batch and the
 same expanded sequence length. SeaMLLM gets one -200 placeholder per sample and splices; HF Llava gets N
 image-token copies and `masked_scatter`s. Trainable parts follow LLaVA stage 1 (projector only) unless
-`--train-llm` (stage 2: projector + LLM). Repeats alternate between the two models; the median is reported.
+`--train-llm` (stage 2: projector + LLM). Both train with `use_cache=False` (no KV cache in a training step).
+
+Vision depth: SeaMLLM stops at LLaVA's select layer (-2, the penultimate block: L - 1 blocks run). HF Llava
+with `vision_feature_layer=-2` runs all L blocks and keeps the penultimate output, so it does one block more.
+`--hf-vision matched` builds HF's tower with L - 1 blocks and `vision_feature_layer=-1` (same features, same
+work); `shipped` is HF Llava as configured for LLaVA-1.5 (L blocks); `both` (default) times both.
+Every repeat runs each model once, the order rotated from repeat to repeat; medians are reported.
 
     .venv/bin/python benchmarks/model_step.py                # small CPU default, < 1 min
     .venv/bin/python benchmarks/model_step.py --device cuda --dtype bfloat16 --batch 16 --text-len 512 \
@@ -22,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -47,7 +54,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--llm-intermediate", type=int, default=344)
     p.add_argument("--vocab", type=int, default=2000)
     p.add_argument("--train-llm", action="store_true", help="also train the LLM (stage 2)")
-    p.add_argument("--repeats", type=int, default=8)
+    p.add_argument(
+        "--hf-vision",
+        default="both",
+        choices=["matched", "shipped", "both"],
+        help="HF tower depth: L - 1 blocks (same work as ours), L blocks (as shipped), or both",
+    )
+    p.add_argument("--repeats", type=int, default=12)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
@@ -84,33 +97,52 @@ def build_sea(args: argparse.Namespace, workdir: Path, text_config) -> torch.nn.
     return SeaMLLM(vision, adapter, llm, None, max_length=None)
 
 
-def build_hf(args: argparse.Namespace, text_config) -> torch.nn.Module:
+def hf_llava(
+    text_config: Any,
+    width: int,
+    mlp: int,
+    layers: int,
+    heads: int,
+    image_size: int,
+    patch: int,
+    matched: bool,
+    attn: str | None = None,
+) -> torch.nn.Module:
+    """HF Llava with a CLIP tower of `layers` blocks; `matched`: L - 1 blocks and the last one's output
+    (what SeaMLLM computes), else L blocks and the penultimate output (LLaVA-1.5's HF config, one block
+    of wasted work). The image token is the vocabulary's last id."""
     from transformers import CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration
 
-    n = (args.image_size // args.patch) ** 2
     vision_config = CLIPVisionConfig(
-        hidden_size=args.vision_width,
-        intermediate_size=4 * args.vision_width,
-        num_hidden_layers=args.vision_layers,
-        num_attention_heads=args.vision_heads,
-        image_size=args.image_size,
-        patch_size=args.patch,
-        hidden_act="gelu",
+        hidden_size=width,
+        intermediate_size=mlp,
+        num_hidden_layers=layers - 1 if matched else layers,
+        num_attention_heads=heads,
+        image_size=image_size,
+        patch_size=patch,
+        hidden_act="gelu",  # open_clip's tower without OpenAI weights uses nn.GELU
     )
     config = LlavaConfig(
         vision_config=vision_config,
         text_config=text_config,
-        image_token_id=args.vocab - 1,
-        vision_feature_layer=-2,
+        image_token_id=text_config.vocab_size - 1,
+        vision_feature_layer=-1 if matched else -2,
         vision_feature_select_strategy="default",
         projector_hidden_act="gelu",
-        image_seq_length=n,
+        image_seq_length=(image_size // patch) ** 2,
     )
-    return LlavaForConditionalGeneration(config)
+    extra = {"attn_implementation": attn} if attn else {}
+    return LlavaForConditionalGeneration._from_config(config, **extra)
 
 
-def set_trainable(sea: torch.nn.Module, hf: torch.nn.Module, train_llm: bool) -> None:
-    sea.set_trainable(adapter=True, llm=train_llm)
+def build_hf(args: argparse.Namespace, text_config, matched: bool) -> torch.nn.Module:
+    w = args.vision_width
+    return hf_llava(
+        text_config, w, 4 * w, args.vision_layers, args.vision_heads, args.image_size, args.patch, matched
+    )
+
+
+def set_trainable_hf(hf: torch.nn.Module, train_llm: bool) -> None:
     hf.requires_grad_(False)
     hf.model.multi_modal_projector.requires_grad_(True)
     if train_llm:
@@ -139,12 +171,13 @@ def make_batches(args: argparse.Namespace, n: int) -> tuple[dict, dict]:
         "labels": hf_labels,
         "attention_mask": torch.ones_like(hf_ids),
         "pixel_values": pixels,
+        "use_cache": False,
     }
     return sea, hf
 
 
 def timed_step(model: torch.nn.Module, batch: dict, device: torch.device) -> float:
-    batch = {k: v.to(device) for k, v in batch.items()}
+    batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -179,9 +212,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     torch.manual_seed(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         sea = build_sea(args, Path(tmp), text_config)
-    hf = build_hf(args, text_config)
-    set_trainable(sea, hf, args.train_llm)
-    for m in (sea, hf):
+    sea.set_trainable(adapter=True, llm=args.train_llm)
+    depths = {"matched": [True], "shipped": [False], "both": [True, False]}[args.hf_vision]
+    models: dict[str, torch.nn.Module] = {"SeaMLLM": sea}
+    for matched in depths:
+        hf = build_hf(args, text_config, matched)
+        set_trainable_hf(hf, args.train_llm)
+        blocks = args.vision_layers - 1 if matched else args.vision_layers
+        models[f"HF Llava ({blocks} vision blocks{', matched' if matched else ', as shipped'})"] = hf
+    for m in models.values():
         m.to(device=device, dtype=dtype)
         m.train()
     sea_batch, hf_batch = make_batches(args, n)
@@ -189,36 +228,44 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     hf_batch["pixel_values"] = hf_batch["pixel_values"].to(dtype)
 
     def count(m: torch.nn.Module, trainable: bool) -> int:
+        if m is sea:  # the tower's image side only: open_clip also holds a text tower the step never runs
+            return sum(count(part, trainable) for part in (sea.vision.visual, sea.adapter, sea.llm))
         return sum(p.numel() for p in m.parameters() if p.requires_grad or not trainable)
 
     print(
         f"device={device} dtype={args.dtype} threads={torch.get_num_threads()} batch={args.batch} "
-        f"seq={args.text_len + n} (text {args.text_len} + {n} visual) stage={'2' if args.train_llm else '1'}"
+        f"seq={args.text_len + n} (text {args.text_len} + {n} visual) stage={'2' if args.train_llm else '1'} "
+        f"use_cache=False; SeaMLLM runs {args.vision_layers - 1} of {args.vision_layers} vision blocks"
     )
     print(
-        f"params: SeaMLLM {count(sea, False):,} ({count(sea, True):,} trainable), "
-        f"HF Llava {count(hf, False):,} ({count(hf, True):,} trainable)"
+        "params: "
+        + ", ".join(f"{k} {count(m, False):,} ({count(m, True):,} trainable)" for k, m in models.items())
     )
     steps: dict[str, Callable[[], float]] = {
-        "SeaMLLM": lambda: timed_step(sea, sea_batch, device),
-        "HF Llava": lambda: timed_step(hf, hf_batch, device),
+        name: (lambda m=m, b=(sea_batch if m is sea else hf_batch): timed_step(m, b, device))
+        for name, m in models.items()
     }
+    names = list(steps)
     for _ in range(args.warmup):
         for step in steps.values():
             step()
     times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(args.repeats):
-        for name, step in steps.items():
-            times[name].append(step())
+    for r in range(args.repeats):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            times[name].append(steps[name]())
     result = {name: statistics.median(t) for name, t in times.items()}
+    width = max(len(k) for k in names)
     for name, t in times.items():
         print(
-            f"{name:9s} {statistics.median(t):9.1f} ms/step "
-            f"(median of {len(t)}; min {min(t):.1f}, max {max(t):.1f})"
+            f"{name:{width}s} {statistics.median(t):9.1f} ms/step "
+            f"(median of {len(t)}, order rotated; min {min(t):.1f}, max {max(t):.1f})"
         )
-    ratio = result["SeaMLLM"] / result["HF Llava"]
-    print(f"ratio SeaMLLM / HF Llava = {ratio:.3f}")
-    result["ratio"] = ratio
+    for name in names[1:]:
+        ratio = result["SeaMLLM"] / result[name]
+        fastest = min(times["SeaMLLM"]) / min(times[name])  # interference only adds time: robust when shared
+        print(f"ratio SeaMLLM / {name} = {ratio:.3f} (medians), {fastest:.3f} (minima)")
+        result["ratio_matched" if "matched" in name else "ratio_shipped"] = ratio
     return result
 
 

@@ -88,18 +88,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def build(cfg, stage: str, frozen_llm: bool, tiny: bool, device: torch.device):
+def build(
+    cfg,
+    stage: str,
+    frozen_llm: bool,
+    tiny: bool,
+    device: torch.device,
+    vision: dict | None = None,
+    frozen_dtype: torch.dtype = torch.bfloat16,
+    attn_implementation: str | None = None,
+    llm_overrides: dict | None = None,
+):
+    """(module, mllm) of the preset at random weights; `vision` replaces the `model.vision` mapping,
+    frozen weights go to `frozen_dtype` (trainable ones stay fp32)."""
     import transformers
     from omegaconf import OmegaConf
 
     from sea.models.adapter import build_adapter
     from sea.models.mllm import SeaMLLM
     from sea.models.vision import VisionTower
+    from sea.training.loop import cast_frozen
     from sea.training.modules import AlignModule, InstructModule
 
-    vcfg = OmegaConf.to_container(cfg.model.vision, resolve=True)
-    vcfg["pretrained"] = None
-    if tiny:
+    vcfg = vision or OmegaConf.to_container(cfg.model.vision, resolve=True)
+    if vision is None:
+        vcfg["pretrained"] = None
+    if tiny and vision is None:
         vcfg.update(name="ViT-B-32", image_size=224, patch_size=32)
     vision = VisionTower.from_config(vcfg)
     ref = str(cfg.model.llm.name_or_path)
@@ -107,16 +121,16 @@ def build(cfg, stage: str, frozen_llm: bool, tiny: bool, device: torch.device):
         raise SystemExit(f"no architecture for {ref}: add its config to ARCHITECTURES")
     cls_name, kwargs = ARCHITECTURES[ref]
     kwargs = dict(kwargs, **(TINY | ({"head_dim": 32} if "head_dim" in kwargs else {}) if tiny else {}))
+    kwargs.update(llm_overrides or {})
     config = getattr(transformers, cls_name)(**kwargs)
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
     with torch.device(device):
-        llm = transformers.AutoModelForCausalLM.from_config(config)
+        llm = transformers.AutoModelForCausalLM.from_config(config, **extra)
     adapter = build_adapter(str(cfg.model.adapter.type), vision.hidden_size, config.hidden_size)
     mllm = SeaMLLM(vision, adapter, llm, None, max_length=int(cfg.model.llm.max_length))
     mllm.set_trainable(adapter=True, llm=stage == "instruct" and not frozen_llm)
     module = AlignModule(mllm, None) if stage == "align" else InstructModule(mllm)
-    # as cast_frozen: frozen weights in bf16, trainable ones fp32 (the master weights)
-    for p in module.parameters():
-        p.data = p.data.to(torch.float32 if p.requires_grad else torch.bfloat16)
+    cast_frozen(module, frozen_dtype)  # trainable weights stay fp32 (the master weights)
     module.to(device)
     if cfg[stage].train.gradient_checkpointing:
         llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

@@ -16,11 +16,17 @@ resumed from its checkpoints by running the flow again).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import signal
+import subprocess
 import sys
-from collections.abc import Sequence
+import types
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -31,9 +37,11 @@ from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from sea import tracking  # noqa: E402
-from sea.config import compose, to_plain  # noqa: E402
+from sea.config import ConfigError, compose, to_plain  # noqa: E402
+from sea.errors import SeaError  # noqa: E402
 from sea.runner import execute  # noqa: E402
 from sea.stages import STAGE_NAMES, get_stage  # noqa: E402
+from sea.stages.checks import check_config  # noqa: E402
 
 
 @task(cache_policy=NO_CACHE, retries=0, persist_result=False)
@@ -72,6 +80,23 @@ def comparison_overrides(
     return out
 
 
+def checked_config(
+    overrides: Sequence[str] | None,
+    stages: Sequence[str] | None,
+    arms: Sequence[str] | None,
+    seeds: Sequence[int] | None,
+) -> tuple[DictConfig, list[str]]:
+    """The composed config and the selected stages, every value checked before any stage runs."""
+    if arms is not None and not arms:
+        raise SeaError("--arms is empty: name at least one arm")
+    if seeds is not None and not seeds:
+        raise SeaError("--seeds is empty: name at least one seed")
+    cfg = compose(comparison_overrides(overrides, arms, seeds))
+    selected = select_stages(cfg, stages)
+    check_config(cfg, selected)
+    return cfg, selected
+
+
 @flow(name="sea-pipeline", persist_result=False, log_prints=True)
 def sea_pipeline(
     overrides: list[str] | None = None,
@@ -81,8 +106,7 @@ def sea_pipeline(
 ) -> dict[str, dict]:
     """Run the selected stages (default: all that apply) in pipeline order, the per-arm stages for
     every seed and arm; return the metrics per stage run (keys: `run_key`)."""
-    cfg = compose(comparison_overrides(overrides, arms, seeds))
-    selected = select_stages(cfg, stages)
+    cfg, selected = checked_config(overrides, stages, arms, seeds)
     plain = to_plain(cfg)
     results: dict[str, dict] = {}
     with tracking.pipeline_run(cfg, selected) as parent:
@@ -105,6 +129,37 @@ def sea_pipeline(
     return results
 
 
+def _die_with_parent() -> None:
+    """In a child process: get SIGTERM when the parent dies, however it dies (Linux prctl)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+@contextmanager
+def temporary_server() -> Iterator[None]:
+    """Prefect's temporary API server for this run, started here, from the main thread, as a child
+    that dies with this process even when it is killed with SIGKILL (Prefect's own would outlive it).
+    Nothing to do when `PREFECT_API_URL` names a server, or off Linux."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value() or not sys.platform.startswith("linux"):
+        yield
+        return
+    from prefect.server.api import server as api
+
+    shim = types.SimpleNamespace(**vars(subprocess))
+    shim.Popen = functools.partial(subprocess.Popen, preexec_fn=_die_with_parent)
+    with mock.patch.object(api, "subprocess", shim):
+        server = api.SubprocessASGIServer()
+        server.start()
+    try:
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            yield
+    finally:
+        server.stop()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m flows.pipeline",
@@ -125,11 +180,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.serve:
         sea_pipeline.serve(name=args.serve, parameters={"overrides": args.overrides})
         return 0
-    split = lambda v: v.split(",") if v else None  # noqa: E731
-    seeds = [int(s) for s in split(args.seeds)] if args.seeds else None
-    results = sea_pipeline(
-        overrides=args.overrides, stages=split(args.stages), arms=split(args.arms), seeds=seeds
-    )
+    split = lambda v: [x for x in v.split(",") if x] if v is not None else None  # noqa: E731
+    try:
+        seeds = [int(s) for s in split(args.seeds)] if args.seeds is not None else None
+        checked_config(args.overrides, split(args.stages), split(args.arms), seeds)
+    except (ConfigError, SeaError, ValueError) as err:
+        print(f"python -m flows.pipeline: error: {err}", file=sys.stderr)
+        return 2
+    with temporary_server():
+        results = sea_pipeline(
+            overrides=args.overrides, stages=split(args.stages), arms=split(args.arms), seeds=seeds
+        )
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=True))
     if "report" in results:

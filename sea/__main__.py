@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from sea.stages import STAGE_NAMES, get_stage
@@ -48,6 +50,10 @@ def setup_logging() -> None:
     )
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_intermixed_args(argv)
     if args.stage not in STAGE_NAMES:
@@ -59,15 +65,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from sea.config import ConfigError, compose, load_params
     from sea.errors import SeaError
+    from sea.stages.checks import check_config
 
     try:
         cfg = load_params(args.params, args.overrides) if args.params else compose(args.overrides)
-    except ConfigError as err:
+        check_config(cfg, [args.stage])
+    except (ConfigError, SeaError) as err:
         print(f"sea: bad config: {err}", file=sys.stderr)
         return 2
 
     setup_logging()
     from sea.runner import execute
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)  # unwind: the MLflow run ends FAILED, temp folders go
 
     stage = get_stage(args.stage)
     if args.arm and not stage.per_arm:

@@ -50,9 +50,16 @@ def launch_command(stage: str, cfg: DictConfig, params_file: Path, arm: str | No
 def run_launched(name: str, cfg: DictConfig, parent_run_id: str | None, arm: str | None = None) -> dict:
     """Launch stage `name` (the run of `arm`) on `hardware.num_processes` processes; its metrics."""
     from sea.stages import get_stage
+    from sea.stages.base import lock_path, remove_stale_temps
+    from sea.utils.lock import exclusive
 
     stage = get_stage(name)
-    with tempfile.TemporaryDirectory(prefix=f"sea-{name}-") as tmp:
+    final = stage.out_dir(cfg, arm)
+    with (
+        exclusive(lock_path(final), f"{name} outputs {final}"),
+        tempfile.TemporaryDirectory(prefix=f"sea-{name}-") as tmp,
+    ):
+        remove_stale_temps(final)
         params = Path(tmp) / "params.yaml"
         params.write_text(to_yaml(cfg), encoding="utf-8")
         cmd = launch_command(name, cfg, params, arm)

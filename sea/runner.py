@@ -59,9 +59,12 @@ def execute(name: str, cfg: DictConfig, parent_run_id: str | None = None, arm: s
         seconds = time.perf_counter() - start
         path = atomic_write_json(stage.metrics_file(cfg, arm), metrics)
         tracker.log_metrics({**metrics, "stage/seconds": seconds})
-        tracker.log_artifact(path)
-        tracker.set_tags({"sea.skipped": str(skipped).lower()})
-        if run and not skipped and cfg.tracking.get("register_models"):
-            register(tracker, cfg, stage, arm, metrics)
+        try:  # the outputs are in place: a tracking failure now costs the record, not the stage
+            tracker.log_artifact(path)
+            tracker.set_tags({"sea.skipped": str(skipped).lower()})
+            if run and not skipped and cfg.tracking.get("register_models"):
+                register(tracker, cfg, stage, arm, metrics)
+        except Exception as err:
+            log.warning("%s: tracking failed after the stage finished (%s)", name, tracking.one_line(err))
     log.info("%s: %s in %.1f s -> %s", tracker.run_name, "skipped" if skipped else "done", seconds, path)
     return metrics

@@ -11,6 +11,7 @@ Where runs go: `tracking.uri` if set, else `MLFLOW_TRACKING_URI`, else a local S
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -26,10 +27,18 @@ from typing import Any
 from omegaconf import DictConfig
 
 from sea.config import config_hash, flatten, to_plain, to_yaml
+from sea.errors import SeaError
 
 log = logging.getLogger(__name__)
 
 PARENT_ENV = "SEA_MLFLOW_PARENT_RUN_ID"
+# A dead tracking server must fail in seconds, not after MLflow's minutes of HTTP retries; a transient
+# outage during training is absorbed by `MlflowTracker`'s buffer instead. Set these to override.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+# While the store is unreachable, buffered metrics are retried at most this often.
+RETRY_SECONDS = 30.0
 # Characters MLflow refuses in metric names become "_".
 _METRIC_NAME = re.compile(r"[^\w\-. :/]")
 MAX_PARAM_CHARS = 6000
@@ -67,23 +76,64 @@ class Tracker:
     def tag_model_version(self, name: str, seed: int, tags: Mapping[str, Any]) -> None: ...
 
 
+class TrackingStoreError(SeaError):
+    """The tracking store cannot be reached or written before a stage starts."""
+
+
 class MlflowTracker(Tracker):
-    def __init__(self, client: Any, run_id: str, run_name: str = "") -> None:
+    """Logs to one MLflow run. Metrics are buffered: when the store fails (a server down, a locked SQLite
+    file) they stay in memory and are retried at most every `RETRY_SECONDS`; what never gets through
+    is saved to `pending` (a JSONL file) when the run closes and sent by the next tracked stage."""
+
+    def __init__(self, client: Any, run_id: str, run_name: str = "", pending: Path | None = None) -> None:
         self.client = client
         self.run_id = run_id
         self.run_name = run_name
+        self.pending = pending
+        self.buffer: list[Any] = []
+        self.retry_at = 0.0
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        rows = [
+        self.buffer += [
             Metric(metric_key(key), float(value), now, step or 0)
             for key, value in metrics.items()
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         ]
-        for i in range(0, len(rows), 1000):
-            self.client.log_batch(self.run_id, metrics=rows[i : i + 1000])
+        self.flush()
+
+    def flush(self, force: bool = False) -> bool:
+        """Send the buffered metrics; False (with a warning on the first failure) if the store fails."""
+        if not self.buffer or (not force and time.monotonic() < self.retry_at):
+            return not self.buffer
+        try:
+            while self.buffer:
+                self.client.log_batch(self.run_id, metrics=self.buffer[:1000])
+                del self.buffer[:1000]
+        except Exception as err:  # any store failure: keep the metrics, keep training
+            if self.retry_at == 0.0:
+                log.warning("tracking: cannot log metrics (%s); kept and retried", one_line(err))
+            self.retry_at = time.monotonic() + RETRY_SECONDS
+            return False
+        return True
+
+    def close(self) -> None:
+        """Last try to send the buffer; what remains goes to the pending file."""
+        if self.flush(force=True) or self.pending is None:
+            return
+        self.pending.parent.mkdir(parents=True, exist_ok=True)
+        with self.pending.open("a", encoding="utf-8") as f:
+            for m in self.buffer:
+                row = {"key": m.key, "value": m.value, "timestamp": m.timestamp, "step": m.step}
+                f.write(json.dumps(row) + "\n")
+        log.warning(
+            "tracking: %d metric values did not reach the store; saved in %s, sent by the next tracked stage",
+            len(self.buffer),
+            self.pending,
+        )
+        self.buffer.clear()
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
@@ -176,24 +226,58 @@ def _git_sha() -> str:
         return "unknown"
 
 
+def one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:300] if text else ''}"
+
+
+def sync_pending(client: Any, folder: Path) -> None:
+    """Send metrics a run could not log when it ran (`MlflowTracker.close`); a file stays on failure."""
+    from mlflow.entities import Metric
+
+    for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        try:
+            for i in range(0, len(rows), 1000):
+                client.log_batch(path.stem, metrics=[Metric(**r) for r in rows[i : i + 1000]])
+        except Exception as err:  # still unreachable: try again next time
+            log.warning("tracking: pending metrics %s not sent yet (%s)", path, one_line(err))
+            return
+        path.unlink()
+        log.info("tracking: sent %d pending metric values of run %s", len(rows), path.stem)
+
+
 @contextmanager
 def _run(cfg: DictConfig, run_name: str, tags: dict[str, str]) -> Iterator[Tracker]:
-    """Create a run, yield its tracker, and close it FINISHED or FAILED."""
+    """Create a run, yield its tracker, and close it FINISHED or FAILED (also on SIGTERM, which the
+    CLI turns into an exception). A store that fails before the run starts is a one-line error."""
     if not cfg.tracking.enabled:
         tracker = Tracker()
         tracker.run_name = run_name
         yield tracker
         return
-    client, experiment_id = _client_and_experiment(cfg)
-    tags = {"sea.git_sha": _git_sha(), "sea.config_hash": config_hash(cfg), **tags}
-    run = client.create_run(experiment_id, run_name=run_name, tags=tags)
-    tracker = MlflowTracker(client, run.info.run_id, run_name)
+    pending = Path(cfg.tracking.store) / "pending"
+    try:
+        client, experiment_id = _client_and_experiment(cfg)
+        tags = {"sea.git_sha": _git_sha(), "sea.config_hash": config_hash(cfg), **tags}
+        run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+        sync_pending(client, pending)
+    except Exception as err:
+        raise TrackingStoreError(
+            f"tracking store {tracking_uri(cfg)} is unusable ({one_line(err)}); fix it, or run with "
+            "tracking=none"
+        ) from err
+    tracker = MlflowTracker(client, run.info.run_id, run_name, pending / f"{run.info.run_id}.jsonl")
     status = "FAILED"
     try:
         yield tracker
         status = "FINISHED"
     finally:
-        client.set_terminated(run.info.run_id, status=status)
+        tracker.close()
+        try:
+            client.set_terminated(run.info.run_id, status=status)
+        except Exception as err:  # the outputs are safe; only the run's status is lost
+            log.warning("tracking: could not mark run %s %s (%s)", run.info.run_id, status, one_line(err))
 
 
 @contextmanager
@@ -232,8 +316,14 @@ def stage_run(
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
     with _run(cfg, stage_run_name(stage, run), tags) as tracker:
-        tracker.log_params(flatten(params))
-        tracker.log_text(to_yaml(cfg), "config.yaml")
+        try:
+            tracker.log_params(flatten(params))
+            tracker.log_text(to_yaml(cfg), "config.yaml")
+        except Exception as err:
+            raise TrackingStoreError(
+                f"tracking store {tracking_uri(cfg)} is unusable ({one_line(err)}); fix it, or run with "
+                "tracking=none"
+            ) from err
         token = _current.set(tracker)
         try:
             yield tracker

@@ -352,7 +352,7 @@ def test_missing_file_and_bad_mode(root: Path):
     path = write_json(root / "p.json", {"not": "a list"})
     with pytest.raises(DatasetError, match="expected a JSON list"):
         validate_conversations(path, root)
-    with pytest.raises(ValueError, match="on_error"):
+    with pytest.raises(SeaError, match="data.validation.on_error"):
         validate_conversations(write_json(root / "q.json", []), root, on_error="ignore")
 
 

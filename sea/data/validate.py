@@ -35,6 +35,9 @@ from sea.errors import SeaError
 log = logging.getLogger(__name__)
 
 IMAGE_TOKEN = "<image>"
+# Characters of a conversation's turns above which a sample is flagged `too_long` (a 2048-token context
+# holds roughly 10k characters); `data.validation.max_chars` overrides it.
+MAX_SAMPLE_CHARS = 100_000
 
 # Problem kinds. Each dropped sample is counted under exactly one kind (its first problem).
 KINDS: tuple[str, ...] = (
@@ -47,6 +50,8 @@ KINDS: tuple[str, ...] = (
     "image_missing",  # image file not found under the image folder
     "image_unreadable",  # PIL cannot open / verify it (or bad base64 in MMBench)
     "duplicate_id",  # a sample id seen before in the same file
+    "too_long",  # more characters than data.validation.max_chars
+    "image_outside_folder",  # an absolute image path, or one leaving the image folder with `..`
 )
 
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
@@ -271,6 +276,9 @@ class ImageChecker:
 
     def check(self, relative: str) -> tuple[str, str] | None:
         """`(kind, reason)` when the image is missing or unreadable, else None."""
+        inside = os.path.normpath(relative)
+        if os.path.isabs(inside) or inside == ".." or inside.startswith(".." + os.sep):
+            return "image_outside_folder", f"image path {relative!r} leaves the image folder"
         if self.folder is None:
             return None
         path = os.path.normpath(os.path.join(self.folder, relative))
@@ -303,7 +311,7 @@ class _Collector:
 
     def __init__(self, path: Path, fmt: str, on_error: str, max_problems: int):
         if on_error not in ("fail", "skip"):
-            raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
+            raise SeaError(f"data.validation.on_error must be 'fail' or 'skip', got {on_error!r}")
         self.path = path
         self.fail = on_error == "fail"
         self.max_problems = max_problems
@@ -323,6 +331,8 @@ class _Collector:
 
     def finish(self) -> ValidationResult:
         result = self.result
+        if result.total == 0:
+            raise DatasetError(Problem(str(self.path), "whole file", "empty", "the file holds no samples"))
         if result.n_skipped:
             by_kind = ", ".join(f"{k}={n}" for k, n in result.skipped.items() if n)
             log.warning(
@@ -360,7 +370,9 @@ def _image_field(sample: dict) -> tuple[str, str] | None:
 # ---------------------------------------------------------------------------------- conversations
 
 
-def check_conversation(sample: Any, schema: Schema = "instruct") -> tuple[str, str] | None:
+def check_conversation(
+    sample: Any, schema: Schema = "instruct", max_chars: int = MAX_SAMPLE_CHARS
+) -> tuple[str, str] | None:
     """`(kind, reason)` for the first structural problem of one LLaVA conversation sample, else None.
 
     Checks keys, human/gpt alternation starting with human, the turn count (exactly 2 for pretrain, as
@@ -401,6 +413,12 @@ def check_conversation(sample: Any, schema: Schema = "instruct") -> tuple[str, s
                 "bad_turns",
                 f"conversations do not alternate human/gpt (turn {t} is from {turn['from']!r})",
             )
+    length = sum(len(turn["value"]) for turn in turns)
+    if length > max_chars:
+        return (
+            "too_long",
+            f"{length} characters in the conversation (limit {max_chars}: data.validation.max_chars)",
+        )
     n = len(turns)
     if schema == "pretrain" and n != 2:
         return "bad_turns", f"pretrain samples need exactly 2 turns (human, gpt), got {n}"
@@ -440,6 +458,7 @@ def validate_conversations(
     check_images: bool = False,
     unique_ids: bool = True,
     max_problems: int = 1000,
+    max_chars: int = MAX_SAMPLE_CHARS,
 ) -> ValidationResult:
     """Validate a LLaVA conversation file (558K pretrain or mix665K instruct shape).
 
@@ -458,7 +477,7 @@ def validate_conversations(
         sample = record.value
         sample_id = sample.get("id") if isinstance(sample, dict) and _id_ok(sample.get("id")) else None
         where = record.where(sample_id)
-        if problem := check_conversation(sample, schema):
+        if problem := check_conversation(sample, schema, max_chars):
             collect.reject(where, *problem)
             continue
         if unique_ids:

@@ -126,12 +126,15 @@ def average_lines(comparison: Mapping[str, Any]) -> list[str]:
             intervals.append(f"over questions (paired bootstrap){_interval(avg['ci'], True)}")
         if avg["seed_ci"] is not None:
             intervals.append(f"over {len(comparison['seeds'])} seeds (t){_interval(avg['seed_ci'], True)}")
-        lines.append(
-            f"- {a} vs {base}, average relative gain over {_names(comparison, avg['benchmarks'])}: "
-            f"{_signed(avg['gain'], ' %')}"
-            + (f" ({pct} intervals {'; '.join(intervals)})" if intervals else "")
-            + f". {avg['verdict'][0].upper()}{avg['verdict'][1:]}."
-        )
+        if not avg["benchmarks"]:
+            lines.append(f"- {a} vs {base}: {avg['verdict']}.")
+        else:
+            lines.append(
+                f"- {a} vs {base}, average relative gain over {_names(comparison, avg['benchmarks'])}: "
+                f"{_signed(avg['gain'], ' %')}"
+                + (f"; {pct} interval {', '.join(intervals)}" if intervals else "")
+                + f". Verdict: {avg['verdict']}."
+            )
         if avg["left_out"]:
             left = "; ".join(
                 f"{comparison['benchmarks'][b]['name']} ({why})" for b, why in avg["left_out"].items()

@@ -29,7 +29,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from sea.errors import SeaError
-from sea.stages.base import Stage, instance_subdir, select, select_or
+from sea.stages.base import Stage, instance_subdir, root_relative, select, select_or
+from sea.stages.integrity import check_input
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,9 @@ def load_training_samples(cfg: DictConfig, dataset: str) -> list[dict]:
     """The kept samples of `data.<dataset>` (`prepare`'s manifest order)."""
     from sea.training.data import load_samples, read_manifest
 
-    rows = read_manifest(Path(select(cfg, "paths.prepared")) / "manifests" / f"{dataset}.jsonl")
+    prepared = Path(select(cfg, "paths.prepared"))
+    check_input(prepared, "prepare", [f"manifests/{dataset}.jsonl"])
+    rows = read_manifest(prepared / "manifests" / f"{dataset}.jsonl")
     return load_samples(select(cfg, f"data.{dataset}.json"), rows)
 
 
@@ -149,6 +152,7 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
         "processes": proc.world_size,
         "mixed_precision": hw["mixed_precision"],
     }
+    fingerprint = root_relative(fingerprint, select_or(cfg, "paths.root"))  # a moved root resumes
     folder = ArmFolder(checkpoint_dir(cfg, "align"), instance_subdir(seed, arm), fingerprint)
 
     # ---- model: frozen tower and LLM, trainable adapter (+ logit scale) ----------------------------
@@ -163,6 +167,7 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
 
         if not acfg.get("labels"):
             raise SeaError(f"align.labels is not set, and arm '{arm}' has a SEA weight > 0")
+        check_input(acfg["labels"], "label")
         labels = load_labels(acfg["labels"])
         check_label_compatibility(labels, mllm.vision)
         labels = select_label_source(cfg, acfg, labels, mllm.vision.grid)

@@ -14,12 +14,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from sea.errors import SeaError
+from sea.stages.integrity import SUCCESS, file_digests, find_damage, full_check_requested, nonfinite_metrics
 from sea.utils.dist import ProcessInfo, process_info
 from sea.utils.io import atomic_dir, read_json, replace_dir, sha256_bytes, write_json
+from sea.utils.lock import exclusive
 
 log = logging.getLogger(__name__)
-
-SUCCESS = "_SUCCESS.json"
 
 
 def select(cfg: DictConfig, key: str) -> Any:
@@ -42,6 +42,36 @@ def select_or(cfg: DictConfig, key: str, default: Any = None) -> Any:
 def instance_subdir(seed: int, arm: str) -> str:
     """Where one training run (seed, arm) of a per-arm stage lives under the stage's folder."""
     return f"seed{int(seed)}/{arm}"
+
+
+def lock_path(final: Path) -> Path:
+    """The lock file of a stage run's output folder (and its checkpoints): `.<name>.lock` beside it."""
+    return final.parent / f".{final.name}.lock"
+
+
+def remove_stale_temps(final: Path) -> None:
+    """Temp folders of `final` left by a crashed run (call with the lock held: none is in use)."""
+    if not final.parent.is_dir():
+        return
+    for pattern in (f".{final.name}.tmp-*", f".{final.name}.old-*"):
+        for stale in final.parent.glob(pattern):
+            log.warning("removing %s, left by a crashed run", stale)
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def root_relative(value: Any, root: str | Path | None) -> Any:
+    """`value` (a JSON-like tree) with every path string under `root` written as `<root>/...`, so
+    hashes and fingerprints survive moving or copying the root."""
+    if root is None:
+        return value
+    root = str(root).rstrip("/")
+    if isinstance(value, dict):
+        return {root_relative(k, root): root_relative(v, root) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [root_relative(v, root) for v in value]
+    if isinstance(value, (str, Path)) and (str(value) == root or str(value).startswith(root + "/")):
+        return "<root>" + str(value)[len(root) :]
+    return value
 
 
 def input_fingerprint(path: Path) -> Any:
@@ -129,17 +159,40 @@ class Stage:
         }
         if self.per_arm:
             record["instance"] = self.instance(cfg, arm)
+        record = root_relative(record, select_or(cfg, "paths.root"))
         return sha256_bytes(json.dumps(record, sort_keys=True, default=str).encode())[:16]
 
     def stored_metrics(self, cfg: DictConfig, arm: str | None = None) -> dict | None:
-        """The metrics of a finished run with the same config hash, or None."""
-        marker = self.out_dir(cfg, arm) / SUCCESS
+        """The metrics of a finished, intact run with the same config hash, or None. Intact: every
+        recorded file has its recorded size (and hash, with `SEA_VERIFY=hash`), the metrics are finite."""
+        folder = self.out_dir(cfg, arm)
+        marker = folder / SUCCESS
         if not marker.is_file():
             return None
         done = read_json(marker)
-        return done["metrics"] if done.get("config_hash") == self.config_hash(cfg, arm) else None
+        if done.get("config_hash") != self.config_hash(cfg, arm):
+            return None
+        problem = find_damage(folder, done.get("files") or {}, full_check_requested())
+        if problem is None and nonfinite_metrics(done["metrics"]):
+            problem = f"non-finite metrics {nonfinite_metrics(done['metrics'])}"
+        if problem:
+            log.warning("%s: finished outputs in %s are damaged (%s): run again", self.name, folder, problem)
+            return None
+        return done["metrics"]
 
     def run(self, cfg: DictConfig, arm: str | None = None) -> dict:
+        """The stored metrics when finished with this config, else build into a temp folder and rename
+        it into place. One writer at a time: the output's lock is held throughout (`lock_path`), and
+        temp folders a crashed run left are removed once it is."""
+        proc = process_info()
+        if proc.world_size > 1:  # launched ranks: the launching process holds the lock
+            return self._run_unlocked(cfg, arm, proc)
+        final = self.out_dir(cfg, arm)
+        with exclusive(lock_path(final), f"{self.name} outputs {final}"):
+            remove_stale_temps(final)
+            return self._run_unlocked(cfg, arm, proc)
+
+    def _run_unlocked(self, cfg: DictConfig, arm: str | None, proc: ProcessInfo) -> dict:
         stored = self.stored_metrics(cfg, arm)
         if stored is not None:
             log.info(
@@ -151,13 +204,17 @@ class Stage:
         config_hash = self.config_hash(cfg, arm)
         build = functools.partial(self.build, arm=arm) if self.per_arm else self.build
         final = self.out_dir(cfg, arm)
-        proc = process_info()
         if proc.world_size > 1:
             return self._run_ranks(cfg, build, final, config_hash, proc)
         with atomic_dir(final) as tmp:
             metrics = build(cfg, tmp)
-            write_json(tmp / SUCCESS, {"stage": self.name, "config_hash": config_hash, "metrics": metrics})
+            self.write_success(tmp, config_hash, metrics)
         return metrics
+
+    def write_success(self, folder: Path, config_hash: str, metrics: dict) -> None:
+        """The marker of a finished run: config hash, metrics, size and sha256 of every output file."""
+        record = {"stage": self.name, "config_hash": config_hash, "metrics": metrics}
+        write_json(folder / SUCCESS, record | {"files": file_digests(folder)})
 
     def _run_ranks(
         self, cfg: DictConfig, build: Callable[..., dict], final: Path, config_hash: str, proc: ProcessInfo
@@ -172,7 +229,7 @@ class Stage:
         metrics = build(cfg, tmp)
         proc.barrier()
         if proc.is_main:
-            write_json(tmp / SUCCESS, {"stage": self.name, "config_hash": config_hash, "metrics": metrics})
+            self.write_success(tmp, config_hash, metrics)
             replace_dir(tmp, final)
         proc.barrier()
         return metrics

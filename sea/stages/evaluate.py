@@ -35,6 +35,7 @@ from omegaconf import DictConfig
 
 from sea.errors import SeaError
 from sea.stages.base import Stage, instance_subdir, select, select_or
+from sea.stages.integrity import check_input
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ def model_folder(models: Any, instance: str, arm: str) -> Path:
         folder = Path(models) / instance
     if not (folder / "sea_mllm.json").is_file():
         raise SeaError(f"{folder} is not a saved SeaMLLM folder (no sea_mllm.json); run `instruct` first")
+    check_input(folder, "instruct")
     return folder
 
 

@@ -32,7 +32,8 @@ from sea.stages.align import (
     seed_everything,
     write_run_outputs,
 )
-from sea.stages.base import Stage, instance_subdir, select
+from sea.stages.base import Stage, instance_subdir, root_relative, select, select_or
+from sea.stages.integrity import check_input
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
         raise SeaError(
             f"{adapter_path}: no stage-1 adapter for arm '{arm}' at seed {seed}; run `align` for it first"
         )
+    check_input(adapter_dir, "align", [adapter_path.name])
     fingerprint = {
         "stage": "instruct",
         "arm": arm,
@@ -149,6 +151,7 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
         "processes": proc.world_size,
         "mixed_precision": hw["mixed_precision"],
     }
+    fingerprint = root_relative(fingerprint, select_or(cfg, "paths.root"))  # a moved root resumes
     folder = ArmFolder(checkpoint_dir(cfg, "instruct"), instance_subdir(seed, arm), fingerprint)
 
     # ---- model --------------------------------------------------------------------------------------

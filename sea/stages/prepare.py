@@ -19,6 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from sea.data.validate import MAX_SAMPLE_CHARS
 from sea.errors import SeaError
 from sea.stages.base import Stage, select, select_or
 
@@ -37,6 +38,7 @@ def _validation_options(data: dict) -> dict[str, Any]:
         "check_images": bool(val.get("check_images", False)),
         "unique_ids": unique,
         "max_problems": int(val.get("max_problems", 1000)),
+        "max_chars": int(val.get("max_chars", MAX_SAMPLE_CHARS)),
     }
 
 
@@ -56,7 +58,12 @@ def validate_all(data: dict, benchmarks: list[str] | None = None) -> dict:
     for name in ("pretrain", "instruct"):
         spec = data[name]
         results[name] = validate_conversations(
-            spec["json"], spec.get("image_folder"), schema=name, unique_ids=opts["unique_ids"][name], **common
+            spec["json"],
+            spec.get("image_folder"),
+            schema=name,
+            unique_ids=opts["unique_ids"][name],
+            max_chars=opts["max_chars"],
+            **common,
         )
     for name, spec in sorted((data.get("eval_sets") or {}).items()):
         if benchmarks is not None and name not in benchmarks:

@@ -9,6 +9,12 @@ before re-running a stage), so it survives a crash; the stage removes it after s
   `SeaError` naming the changed keys, unless `restart` is set, which deletes the checkpoints.
 - A checkpoint is written into `.step_XXXXXXXX.tmp` by every process and renamed by the main process
   once complete, so a crash mid-save leaves the previous checkpoint as the latest.
+- Each checkpoint records the size and sha256 of its files (`files.json`, written before the rename);
+  resuming verifies the latest one and falls back to the previous kept one, with a warning, when it
+  is damaged (a truncated or overwritten file).
+- Trusted input only: accelerate's `load_state` unpickles the optimizer, scheduler, RNG and training
+  states (`torch.load` with pickles). Resume only from checkpoint folders this pipeline wrote; the
+  digests catch damage, not tampering.
 - Only parameters that require a gradient go into the model file (the frozen vision tower and, in
   stage 1, the frozen LLM are rebuilt from the config), with optimizer, scheduler, RNG states and the
   registered training state (step = data position).
@@ -31,6 +37,7 @@ from sea.utils.io import atomic_write_json, read_json
 log = logging.getLogger(__name__)
 
 META = "checkpoint.json"
+FILES = "files.json"
 STEP_RE = re.compile(r"^step_(\d{8})$")
 
 
@@ -116,7 +123,30 @@ class CheckpointManager:
                 f"would mix two runs. Restore the config to resume, or set {self.restart_key}=true to "
                 "discard them and start over"
             )
-        return self.latest()
+        if is_main:
+            for stale in self.directory.glob(".step_*.tmp"):
+                log.warning("removing %s, left by a crashed save", stale)
+                shutil.rmtree(stale, ignore_errors=True)
+        return self.intact_latest()
+
+    def intact_latest(self) -> Path | None:
+        """The newest checkpoint whose files match their recorded sizes and hashes; a damaged one is
+        skipped with a warning. None when there is none; an error when every one is damaged."""
+        from sea.stages.integrity import find_damage
+
+        steps = self.steps()
+        for step in reversed(steps):
+            path = self.path(step)
+            files = path / FILES
+            problem = find_damage(path, read_json(files), True) if files.is_file() else None
+            if problem is None:
+                return path
+            log.warning("checkpoint %s is damaged (%s): trying the previous one", path, problem)
+        if steps:
+            raise SeaError(
+                f"every checkpoint in {self.directory} is damaged; set {self.restart_key}=true to start over"
+            )
+        return None
 
     # ---- writing ------------------------------------------------------------------------------
     def due(self, step: int, total_steps: int) -> bool:
@@ -143,6 +173,9 @@ class CheckpointManager:
         accelerator.save_state(str(tmp), **kwargs)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
+            from sea.stages.integrity import file_digests
+
+            atomic_write_json(tmp / FILES, file_digests(tmp))
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
             for old in self.steps()[: -self.keep]:

@@ -239,8 +239,14 @@ class BatchLayout:
     num_processes: int
 
     def __post_init__(self) -> None:
+        for key, value in (
+            ("global_batch_size", self.global_batch),
+            ("per_device_batch_size", self.per_device),
+        ):
+            if value < 1:
+                raise SeaError(f"train.{key} must be a positive integer, got {value}")
         per_step = self.per_device * self.num_processes
-        if self.global_batch < 1 or self.per_device < 1 or self.global_batch % per_step:
+        if self.global_batch % per_step:
             raise SeaError(
                 f"global batch {self.global_batch} is not a multiple of per-device batch {self.per_device} x "
                 f"{self.num_processes} processes; change train.global_batch_size or "

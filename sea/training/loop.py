@@ -24,7 +24,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,8 @@ from sea.training.checkpoint import (
     trainable_state_filter,
 )
 from sea.training.data import BatchLayout, GlobalBatchSampler, move_to
-from sea.training.optim import build_optimizer, lr_lambda, warmup_steps_for
+from sea.training.optim import SCHEDULES, build_optimizer, lr_lambda, warmup_steps_for
+from sea.utils.settings import require, settings_from
 
 log = logging.getLogger(__name__)
 
@@ -68,17 +69,48 @@ class TrainSettings:
     # dtype of the frozen weights: 'auto' = the mixed-precision dtype (bf16 on GPU), else fp32.
     frozen_dtype: str = "auto"
     shuffle: bool = True
+    # Consecutive optimizer steps with a non-finite loss or gradient norm tolerated (their update is
+    # skipped; under fp16 the loss scaler skips them itself) before the run stops with an error.
+    nonfinite_patience: int = 0
 
     @classmethod
     def from_config(cls, c: Mapping[str, Any], where: str = "train") -> TrainSettings:
-        c = dict(c)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(c) - known)
-        if unknown:
-            raise SeaError(f"unknown {where} keys {unknown}; known: {sorted(known)}")
-        if "betas" in c:
-            c["betas"] = tuple(float(b) for b in c["betas"])
-        return cls(**c)
+        """From the config section `where`: unknown keys, wrong types and out-of-range values are a
+        `SeaError` naming the key."""
+        s = settings_from(cls, c, where)
+        s.check(where)
+        return s
+
+    def check(self, where: str) -> None:
+        positive = "a positive integer"
+        require(self.lr > 0 and math.isfinite(self.lr), f"{where}.lr", "a finite number > 0", self.lr)
+        require(self.global_batch_size >= 1, f"{where}.global_batch_size", positive, self.global_batch_size)
+        require(
+            self.per_device_batch_size >= 1,
+            f"{where}.per_device_batch_size",
+            positive,
+            self.per_device_batch_size,
+        )
+        require(self.epochs >= 1, f"{where}.epochs", positive, self.epochs)
+        require(self.max_steps is None or self.max_steps >= 1, f"{where}.max_steps", positive, self.max_steps)
+        require(self.weight_decay >= 0, f"{where}.weight_decay", ">= 0", self.weight_decay)
+        require(all(0 <= b < 1 for b in self.betas), f"{where}.betas", "two numbers in [0, 1)", self.betas)
+        require(self.eps > 0, f"{where}.eps", "> 0", self.eps)
+        require(0 <= self.warmup_ratio <= 1, f"{where}.warmup_ratio", "in [0, 1]", self.warmup_ratio)
+        require(
+            self.warmup_steps is None or self.warmup_steps >= 0,
+            f"{where}.warmup_steps",
+            ">= 0",
+            self.warmup_steps,
+        )
+        require(self.schedule in SCHEDULES, f"{where}.schedule", f"one of {SCHEDULES}", self.schedule)
+        require(0 <= self.min_lr_ratio <= 1, f"{where}.min_lr_ratio", "in [0, 1]", self.min_lr_ratio)
+        require(
+            self.grad_clip is None or self.grad_clip > 0, f"{where}.grad_clip", "> 0 or null", self.grad_clip
+        )
+        frozen = ("auto", *DTYPES)
+        require(self.frozen_dtype in frozen, f"{where}.frozen_dtype", f"one of {frozen}", self.frozen_dtype)
+        require(self.nonfinite_patience >= 0, f"{where}.nonfinite_patience", ">= 0", self.nonfinite_patience)
 
     def frozen_torch_dtype(self, mixed_precision: str) -> torch.dtype:
         if self.frozen_dtype == "auto":
@@ -258,6 +290,7 @@ def train(
     start = time.perf_counter()
     interval_start, interval_tokens, interval_steps = time.perf_counter(), 0, 0
     final: dict[str, float] = {}
+    nonfinite = 0  # consecutive steps with a non-finite loss or gradient norm
     try:
         while state.step < total_steps:
             sums: dict[str, torch.Tensor] = {}
@@ -274,7 +307,10 @@ def train(
                 hooks.before_optimizer_step(model, state)
             grad_norm = accelerator.clip_grad_norm_(trainable, settings.grad_clip or math.inf)
             lr = scheduler.get_last_lr()[0]
-            optimizer.step()
+            loss = sums.get("loss") if accelerator.num_processes == 1 else None  # local
+            nonfinite = _nonfinite(loss, grad_norm, nonfinite, state.step + 1, settings, run)
+            if not nonfinite or accelerator.scaler is not None:
+                optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             if hasattr(accelerator.unwrap_model(model), "after_optimizer_step"):
@@ -326,6 +362,32 @@ def _count_tokens(batch: dict[str, Any], tokens_per_image: int) -> int:
         images.shape[0] if isinstance(images, torch.Tensor) else sum(x is not None for x in images or [])
     )
     return int(batch["attention_mask"].sum()) + n_images * tokens_per_image
+
+
+class NonFiniteError(SeaError):
+    """Training diverged: the loss or the gradient norm stayed non-finite longer than the patience."""
+
+
+def _nonfinite(
+    loss: Any, grad_norm: Any, streak: int, step: int, settings: TrainSettings, run: RunOptions
+) -> int:
+    """The new count of consecutive non-finite steps after optimizer step `step` (0 when this one is
+    finite); raises `NonFiniteError` naming the step once the count exceeds the patience. The gradient
+    norm is global (all-reduced gradients), so every process decides alike."""
+    values = {"grad_norm": grad_norm, "loss": loss}
+    bad = {k: float(v) for k, v in values.items() if v is not None and not math.isfinite(float(v))}
+    if not bad:
+        return 0
+    streak += 1
+    found = ", ".join(f"{k}={v}" for k, v in bad.items())
+    if streak > settings.nonfinite_patience:
+        raise NonFiniteError(
+            f"{run.name}: non-finite {found} at optimizer step {step} ({streak} in a row, patience "
+            f"{settings.nonfinite_patience}); the run is stopped, nothing is saved as finished. Lower the "
+            "learning rate, or raise <stage>.train.nonfinite_patience for rare fp16 overflow steps"
+        )
+    log.warning("%s: non-finite %s at optimizer step %d, update skipped", run.name, found, step)
+    return streak
 
 
 def _reduce(accelerator: Any, sums: dict[str, torch.Tensor], tokens: int) -> dict[str, float]:

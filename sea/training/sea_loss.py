@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sea.errors import SeaError
+from sea.utils.settings import settings_from
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +86,8 @@ class SeaSettings:
 
     @classmethod
     def from_config(cls, c: Mapping[str, Any] | None) -> SeaSettings:
-        """From a mapping; unknown keys are an error (typos must not pass silently)."""
-        c = dict(c or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(c) - known)
-        if unknown:
-            raise SeaError(f"unknown align.sea keys {unknown}; known: {sorted(known)}")
-        return cls(**c)
+        """From a mapping; unknown keys and wrong types are an error (typos must not pass silently)."""
+        return settings_from(cls, c, "align.sea")
 
     @property
     def enabled(self) -> bool:

@@ -271,8 +271,8 @@ def test_report_files(reported):
     assert "| benchmark | metric | chance | sea | baseline | Δ sea | gain sea (%) |" in md
     assert "| GQA | accuracy | - | 54.00 ± 2.00 | 51.00 ± 1.73 | +3.00 | +5.88 |" in md
     assert "| MMBench | circular accuracy | - | 20.00 ± 10.00 | 0.00 ± 0.00 | +20.00 | n/a |" in md
-    average = f"average relative gain over GQA, POPE, MME, foo: +{(3 / 51 * 100 + 20) / 4:.2f} % (95 % "
-    assert average + "intervals over 3 seeds (t) [+1.66, +11.28]). Sea is higher than baseline" in md
+    average = f"average relative gain over GQA, POPE, MME, foo: +{(3 / 51 * 100 + 20) / 4:.2f} %; 95 % "
+    assert average + "interval over 3 seeds (t) [+1.66, +11.28]. Verdict: sea is higher than baseline" in md
     assert "Left out of the average: MMBench (gain undefined (baseline mean 0 or missing))." in md
     assert "**" not in md
     assert "## Across seeds (95 % Student t interval, n - 1 df)" in md

@@ -334,10 +334,8 @@ def test_report_stage_writes_intervals_flags_and_verdict(world_cfg, truth, tmp_p
     )  # fmt: skip
     metrics = STAGE.run(cfg)
     md = (paths["report"] / C.REPORT_MD).read_text()
-    assert (
-        "over GQA, MMBench: +0.00 % (95 % intervals over questions (paired bootstrap) [+0.00, +0.00])." in md
-    )
-    assert "No significant difference at this scale." in md
+    assert "over GQA, MMBench: +0.00 %; 95 % interval over questions (paired bootstrap) [+0.00, +0.00]." in md
+    assert "Verdict: no significant difference at this scale." in md
     assert "MME (sea: ≤ chance; baseline: ≤ chance)" in md  # a coin flip scores 75 per subtask
     assert "| benchmark | metric | chance | sea | baseline | Δ sea | gain sea (%) |" in md
     assert "POPE, sea, seed 0: yes-ratio outside [10, 90] %" in md
@@ -350,3 +348,15 @@ def test_report_stage_writes_intervals_flags_and_verdict(world_cfg, truth, tmp_p
     assert metrics["gain/average/benchmarks"] == 2.0
     assert C.read_report_table(paths["report"]).startswith(C.headline_table(saved))
     print(md)  # noqa: T201  (the sample in the helper's report: pytest -s)
+
+
+def test_nothing_is_averaged_when_every_benchmark_is_degenerate(world_cfg, truth, tmp_path):
+    """The issue's run: both arms answer "1" to everything; no gain is claimed."""
+    ones = dict.fromkeys(BENCHES, lambda i, q: "1")
+    root = make_runs(world_cfg, truth, tmp_path, {"sea": ones, "baseline": ones})
+    comp = comparison(root, ["sea", "baseline"])
+    avg = comp["average"]["sea"]
+    assert avg["benchmarks"] == [] and avg["gain"] is None and not avg["significant"]
+    assert set(avg["left_out"]) == set(BENCHES)
+    assert "- sea vs baseline: no benchmark left to average" in "\n".join(average_lines(comp))
+    assert C.flat_summary(comp)["gain/average/benchmarks"] == 0.0

@@ -1,0 +1,62 @@
+"""Config checks run before any stage does work (the CLI and the flow call `check_config` right after
+composing): types and ranges of the settings the selected stages read, `seeds` and `arms`. Each
+problem is a one-line `SeaError` naming the key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from omegaconf import DictConfig
+
+from sea.errors import SeaError
+from sea.stages.base import select, select_or
+
+
+def check_runs(cfg: DictConfig) -> None:
+    """`arms` and `seeds`: non-empty lists, arms unique names, seeds integers."""
+    arms, seeds = select_or(cfg, "arms"), select_or(cfg, "seeds")
+    if not isinstance(arms, list) or not arms:
+        raise SeaError(f"arms must be a non-empty list of arm names, got {arms!r}")
+    if len(set(map(str, arms))) != len(arms):
+        raise SeaError(f"arms must be unique, got {arms}")
+    if not isinstance(seeds, list) or not seeds:
+        raise SeaError(f"seeds must be a non-empty list of integers, got {seeds!r}")
+    bad = [s for s in seeds if not isinstance(s, int) or isinstance(s, bool)]
+    if bad:
+        raise SeaError(f"seeds must be integers, got {bad}")
+
+
+def check_training(stage: str) -> Callable[[DictConfig], None]:
+    def check(cfg: DictConfig) -> None:
+        from sea.training.arms import arm_config
+        from sea.training.loop import TrainSettings
+        from sea.training.sea_loss import SeaSettings
+
+        for arm in select(cfg, "arms"):
+            section = arm_config(select(cfg, stage), str(arm))
+            TrainSettings.from_config(section.get("train") or {}, f"{stage}.train")
+            if stage == "align":
+                SeaSettings.from_config(section.get("sea"))
+
+    return check
+
+
+def check_prepare(cfg: DictConfig) -> None:
+    on_error = select_or(cfg, "data.validation.on_error", "fail")
+    if on_error not in ("fail", "skip"):
+        raise SeaError(f"data.validation.on_error must be 'fail' or 'skip', got {on_error!r}")
+
+
+CHECKS: dict[str, Callable[[DictConfig], None]] = {
+    "prepare": check_prepare,
+    "align": check_training("align"),
+    "instruct": check_training("instruct"),
+}
+
+
+def check_config(cfg: DictConfig, stages: Sequence[str]) -> None:
+    """Raise `SeaError` for the first bad value the `stages` would read."""
+    check_runs(cfg)
+    for name in stages:
+        if name in CHECKS:
+            CHECKS[name](cfg)
