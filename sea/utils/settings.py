@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import Any, TypeVar
 
@@ -24,7 +24,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         (hint,) = [a for a in args if a is not type(None)]
         args = typing.get_args(hint)
     if typing.get_origin(hint) is tuple:
-        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+        if isinstance(value, str) or not isinstance(value, Sequence) or len(value) != len(args):
             raise SeaError(f"{key} must be a list of {len(args)} values, got {value!r}")
         return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
     ok = {
