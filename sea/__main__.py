@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from sea.stages import STAGE_NAMES, get_stage
 
@@ -75,10 +76,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     setup_logging()
-    from sea.runner import execute
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    try:  # SIGTERM unwinds: the stage's MLflow run ends FAILED, its temp folder goes
+        return _run_stage(args, cfg)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)  # unwind: the MLflow run ends FAILED, temp folders go
+
+def _run_stage(args: argparse.Namespace, cfg: Any) -> int:
+    from sea.errors import SeaError
+    from sea.runner import execute
 
     stage = get_stage(args.stage)
     if args.arm and not stage.per_arm:
