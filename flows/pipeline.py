@@ -155,7 +155,14 @@ def temporary_server() -> Iterator[None]:
         server.start()
     try:
         with temporary_settings({PREFECT_API_URL: server.api_url}):
-            yield
+            try:
+                yield
+            finally:  # send the buffered logs and events while the server is still up
+                from prefect.events.worker import EventsWorker
+                from prefect.logging.handlers import APILogWorker
+
+                APILogWorker.drain_all(timeout=10)
+                EventsWorker.drain_all(timeout=10)
     finally:
         server.stop()
 
