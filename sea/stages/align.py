@@ -68,12 +68,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def select_label_source(cfg: DictConfig, acfg: dict[str, Any], clip_labels: Any, grid: Any) -> Any:
+def select_label_source(acfg: dict[str, Any], samples: list[dict], clip_labels: Any, grid: Any) -> Any:
     """The arm's labels: the `label` stage's CLIP labels (`label_source.kind: clip`), or oracle labels
     from the world's ground truth over the same word list, corrupted to `label_source.precision`
     (`kind: oracle`, see `sea.labeling.oracle`)."""
     from sea.labeling.oracle import LABEL_SOURCES, oracle_labels
-    from sea.training.data import InMemoryLabels, read_manifest
+    from sea.training.data import InMemoryLabels
 
     source = acfg.get("label_source") or {"kind": "clip"}
     kind = source.get("kind", "clip")
@@ -81,10 +81,9 @@ def select_label_source(cfg: DictConfig, acfg: dict[str, Any], clip_labels: Any,
         raise SeaError(f"align.label_source.kind: unknown {kind!r}; known: {', '.join(LABEL_SOURCES)}")
     if kind == "clip":
         return clip_labels
-    rows = read_manifest(Path(select(cfg, "paths.prepared")) / "manifests" / "pretrain.jsonl")
     precision = float(source.get("precision", 1.0))
     labels, _ = oracle_labels(
-        rows, source["ground_truth"], clip_labels.words, grid, precision, int(source.get("seed", 0))
+        samples, source["ground_truth"], clip_labels.words, grid, precision, int(source.get("seed", 0))
     )
     log.info("oracle labels for %d images at label precision %.2f", len(labels), precision)
     return InMemoryLabels(clip_labels.words, labels)
@@ -161,6 +160,7 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
     mllm.set_trainable(adapter=True, llm=False)
     if mllm.tokenizer is None or mllm.tokenizer.pad_token_id is None:
         raise SeaError("the LLM's tokenizer has no pad token")
+    samples = load_training_samples(cfg, "pretrain")
     labels, sea_loss, word_ok = None, None, None
     if sea.enabled:
         from sea.labeling.storage import check_label_compatibility, load_labels
@@ -170,7 +170,7 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
         check_input(acfg["labels"], "label")
         labels = load_labels(acfg["labels"])
         check_label_compatibility(labels, mllm.vision)
-        labels = select_label_source(cfg, acfg, labels, mllm.vision.grid)
+        labels = select_label_source(acfg, samples, labels, mllm.vision.grid)
         table, word_ok = label_embedding_table(
             mllm.llm.get_input_embeddings(), mllm.tokenizer, labels.words, sea.word_prefix, sea.tokenize
         )
@@ -181,7 +181,6 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
         mllm.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
     # ---- data -------------------------------------------------------------------------------------
-    samples = load_training_samples(cfg, "pretrain")
     no_image = [s["id"] for s in samples if not s.get("image")]
     if no_image:
         raise SeaError(

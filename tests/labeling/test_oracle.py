@@ -88,7 +88,7 @@ def test_align_picks_each_arms_label_source(world_root: Path, arm: str, precisio
     acfg = arm_config(OmegaConf.to_container(cfg.align, resolve=True), arm)
     clip = object.__new__(type("ClipLabels", (), {}))
     clip.words = _words(world_root)
-    labels = select_label_source(cfg, acfg, clip, GRID)
+    labels = select_label_source(acfg, _rows(world_root), clip, GRID)
     if precision is None:
         assert labels is clip
         return
