@@ -171,7 +171,7 @@ def test_llm_loads_through_auto_and_matches(trained, world):
 
     # Same held-out loss as the trained model: identical logits.
     _, val = read_texts(world, cfg.backbones.llm.val_fraction, cfg.backbones.llm.use_instruct)
-    loss, _ = evaluate_ppl(model, pack(tok, val), int(cfg.backbones.llm.seq_len))
+    loss, _ = evaluate_ppl(model, pack(tok, val)[0], int(cfg.backbones.llm.seq_len))
     assert loss == pytest.approx(metrics["lm/val_loss"], abs=1e-6)
     with torch.no_grad():
         out = model.generate(**tok(["A red"], return_tensors="pt"), max_new_tokens=3, do_sample=False)
@@ -243,3 +243,21 @@ def test_wrong_output_paths_are_a_clear_error(tmp_path, world):
     cfg = compose([*_overrides(tmp_path), f"paths.world={world}", "model.llm.name_or_path=/elsewhere/llm"])
     with pytest.raises(SeaError, match="model.llm.name_or_path"):
         backbones.build(cfg, tmp_path / "x")
+
+
+def test_pack_reads_a_tab_prefix_without_training_on_it(trained):
+    from transformers import AutoTokenizer
+
+    from sea.backbones.lm_train import pack
+
+    cfg, _ = trained
+    tok = AutoTokenizer.from_pretrained(Path(cfg.model.llm.name_or_path))
+    stream, target = pack(tok, ["red red circle\tA red circle.", "A blue star."])
+    prefix = tok("red red circle", add_special_tokens=False)["input_ids"]
+    first = tok("A red circle.", add_special_tokens=False)["input_ids"]
+    second = tok("A blue star.", add_special_tokens=False)["input_ids"]
+    bos, eos = tok.bos_token_id, tok.eos_token_id
+    assert stream.tolist() == [bos, *prefix, *first, eos, bos, *second, eos]
+    # Only the text after the tab and its end-of-line are predicted; the prefix is context.
+    expected = [False] * (1 + len(prefix)) + [True] * (len(first) + 1) + [False] + [True] * (len(second) + 1)
+    assert target.tolist() == expected

@@ -34,6 +34,7 @@ LLM_KEYS = (
 )
 TRAIN_KEYS = ("steps", "batch_size", "seq_len", "lr", "warmup_steps", "weight_decay")
 IMAGE_PLACEHOLDER = "<image>"
+PREFIX_SEP = "\t"
 
 
 def read_texts(world: Path, val_fraction: float, use_instruct: bool) -> tuple[list[str], list[str]]:
@@ -66,12 +67,20 @@ def instruct_lines(samples: list[dict]) -> list[str]:
     return out
 
 
-def pack(tokenizer: Any, lines: list[str]) -> np.ndarray:
-    """`<s> line </s>` for every line, concatenated (int64)."""
-    enc = tokenizer(lines, add_special_tokens=False)["input_ids"]
+def pack(tokenizer: Any, lines: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """`<s> line </s>` for every line, concatenated (int64), and which tokens are trained on (bool): all
+    but a context prefix, the part of a line before a tab (a scene's patch words), which is read, never
+    predicted."""
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
-    stream = np.fromiter((t for ids in enc for t in (bos, *ids, eos)), dtype=np.int64)
-    return stream
+    split = [ln.split(PREFIX_SEP, 1) if PREFIX_SEP in ln else ["", ln] for ln in lines]
+    prefixes = tokenizer([p for p, _ in split], add_special_tokens=False)["input_ids"]
+    texts = tokenizer([t for _, t in split], add_special_tokens=False)["input_ids"]
+    tokens: list[int] = []
+    target: list[bool] = []
+    for pre, text in zip(prefixes, texts, strict=True):
+        tokens += [bos, *pre, *text, eos]
+        target += [False] * (1 + len(pre)) + [True] * (len(text) + 1)
+    return np.asarray(tokens, dtype=np.int64), np.asarray(target, dtype=bool)
 
 
 def build_model(lcfg: dict, tokenizer: Any):
@@ -144,7 +153,8 @@ def train_lm(
     tokenizer = build_tokenizer(
         train_lines, int(lcfg["vocab_size"]), int(lcfg["max_length"]), int(tcfg.get("min_frequency", 2))
     )
-    train_stream, val_stream = pack(tokenizer, train_lines), pack(tokenizer, val_lines)
+    train_stream, train_target = pack(tokenizer, train_lines)
+    val_stream, _ = pack(tokenizer, val_lines)
     seq_len = int(tcfg["seq_len"])
     if len(train_stream) <= seq_len + 1:
         raise SeaError(
@@ -168,7 +178,7 @@ def train_lm(
     log_every = max(1, int(tcfg.get("log_every", 10)))
     eval_every = int(tcfg.get("eval_every", 0) or 0)
     gen = torch.Generator().manual_seed(seed)
-    data = torch.from_numpy(train_stream)
+    data, target = torch.from_numpy(train_stream), torch.from_numpy(train_target)
     high = len(train_stream) - seq_len
     curve: list[float] = []
     log.info(
@@ -186,7 +196,8 @@ def train_lm(
         set_lr(optimizer, schedule(step))
         starts = torch.randint(0, high, (batch_size,), generator=gen)
         x = torch.stack([data[s : s + seq_len] for s in starts.tolist()])
-        loss = model(input_ids=x, labels=x).loss
+        keep = torch.stack([target[s : s + seq_len] for s in starts.tolist()])
+        loss = model(input_ids=x, labels=x.masked_fill(~keep, -100)).loss
         value = float(loss.detach())
         if not math.isfinite(value):
             raise FloatingPointError(f"lm: loss is {value} at step {step}; lower backbones.llm.lr")
