@@ -136,7 +136,7 @@ class TimmTower(VisionTower):
         if c.get("image_size") is not None:
             kwargs["img_size"] = c["image_size"]
         model_cfg = {"name": name, "kwargs": kwargs, "resize_mode": c.get("resize_mode")}
-        what = f"timm model '{name}' weights"
+        what = f"timm model '{name}' with pretrained='{HUB}'"
         if pretrained == HUB:
             hub = timm.models.get_pretrained_cfg(name)
             repo = getattr(hub, "hf_hub_id", None) if hub is not None else None
