@@ -58,8 +58,10 @@ def timm_value_path(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     with every token attending only to itself; no residual, no MLP."""
     attn = block.attn
     qkv = getattr(attn, "qkv", None)
-    if not isinstance(qkv, nn.Linear):
-        raise SeaError(f"the 'maskclip' variant needs a fused qkv projection, got {type(attn).__name__}")
+    if not isinstance(qkv, nn.Linear) or getattr(attn, "gate", None) is not None:
+        raise SeaError(
+            f"the 'maskclip' variant needs a fused qkv projection without gate, got {type(attn).__name__}"
+        )
     d = qkv.out_features // 3
     bias = qkv.bias[2 * d :] if qkv.bias is not None else None
     v = F.linear(block.norm1(x), qkv.weight[2 * d :], bias)
