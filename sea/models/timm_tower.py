@@ -152,7 +152,9 @@ class TimmTower(VisionTower):
             if pretrained != HUB:
                 raise SeaError(f"timm model '{name}' from {pretrained}: {type(err).__name__}: {err}") from err
             raise SeaError(f"{hub_download_hint(what, repo)} ({type(err).__name__}: {err})") from err
-        return cls._finish_build(model, model_cfg, c.get("select_layer", -2), c.get("select_feature", "patch"), device, precision)
+        return cls._finish_build(
+            model, model_cfg, c.get("select_layer", -2), c.get("select_feature", "patch"), device, precision
+        )
 
     @classmethod
     def _finish_build(
@@ -171,7 +173,9 @@ class TimmTower(VisionTower):
         mode = model_cfg.get("resize_mode")
         if mode is not None:
             if mode not in TIMM_RESIZE:
-                raise SeaError(f"model.vision.resize_mode for timm must be one of {sorted(TIMM_RESIZE)}, got '{mode}'")
+                raise SeaError(
+                    f"model.vision.resize_mode for timm must be one of {sorted(TIMM_RESIZE)}, got '{mode}'"
+                )
             data_cfg["crop_mode"], data_cfg["crop_pct"] = TIMM_RESIZE[mode]
         dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
         if dtype is None:
@@ -193,7 +197,9 @@ class TimmTower(VisionTower):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         meta = {"model_cfg": self.model_cfg, "data_cfg": self.data_cfg}
-        (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        (directory / CONFIG_FILE).write_text(
+            json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
         state = {k: v.detach().contiguous().cpu() for k, v in self.visual.state_dict().items()}
         save_file(state, str(directory / WEIGHTS_FILE))
         return directory

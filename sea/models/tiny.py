@@ -196,7 +196,9 @@ def register_tiny_timm_models() -> None:
         return
 
     def sea_tiny_siglip_trunk(pretrained: bool = False, **kwargs: Any) -> Any:
-        return timm.create_model("vit_so400m_patch14_siglip_384", pretrained=False, **{**TINY_SIGLIP_ARGS, **kwargs})
+        return timm.create_model(
+            "vit_so400m_patch14_siglip_384", pretrained=False, **{**TINY_SIGLIP_ARGS, **kwargs}
+        )
 
     register_model(sea_tiny_siglip_trunk)
 

@@ -174,8 +174,11 @@ def test_check_same_view() -> None:
     dino = {"model": "dino", "resize_mode": "shortest", "mean": [0.485] * 3, "image_size": [224, 224]}
     check_same_view(clip, dino)  # size and normalisation may differ
     siglip = {"model": "siglip", "resize_mode": "squash"}
-    with pytest.raises(SeaError, match=r"'clip' and model.vision 'siglip' see different parts.*"
-                       r"resize_mode 'shortest' vs 'squash'.*label.teacher.resize_mode=squash"):
+    with pytest.raises(
+        SeaError,
+        match=r"'clip' and model.vision 'siglip' see different parts.*"
+        r"resize_mode 'shortest' vs 'squash'.*label.teacher.resize_mode=squash",
+    ):
         check_same_view(clip, siglip)
     pad = {"model": "a", "resize_mode": "longest", "fill_color": 0}
     with pytest.raises(SeaError, match="padding colour 0 vs 128"):

@@ -214,3 +214,32 @@ def test_real_presets_fail_fast_offline_with_the_download_command(preset: str, r
         VisionTower.from_config(vcfg)
     assert time.monotonic() - start < 10
     assert f"huggingface-cli download {repo}" in str(info.value) and vcfg.name in str(info.value)
+
+
+def test_siglip_labels_with_its_own_text_tower(siglip: OpenClipTower) -> None:
+    """SigLIP needs no teacher: the labeler scores its joint-space patch tokens against its own words."""
+    from sea.labeling.labeler import Labeler, LabelSettings
+    from sea.labeling.text import word_embeddings
+
+    words = ["red", "green", "circle", "square", "star"]
+    text, _ = word_embeddings(siglip, words)
+    ids, scores = Labeler(siglip, text, words, LabelSettings(top_n=3, min_score=-1.0)).label_batch(pixels(32))
+    assert ids.shape == scores.shape == (2, 25, 3)
+    assert ((ids >= 0) & (ids < len(words))).all() and (scores[..., :-1] >= scores[..., 1:]).all()
+
+
+def test_presets_compose_with_the_towers() -> None:
+    """The paper's rows: the Vicuna-7B preset with SigLIP (own labels) or DINOv2 (CLIP-L@336 teacher)."""
+    from sea.config import compose
+
+    cfg = compose(
+        [
+            "experiment=sea_llava15_vicuna7b",
+            "model/vision=dinov2_l14",
+            "+model/vision@label.teacher=clip_l14_336",
+        ]
+    )
+    assert cfg.model.vision.library == "timm" and cfg.model.vision.image_size == 224
+    assert cfg.label.teacher.name == "ViT-L-14-336-quickgelu" and cfg.label.teacher.resize_mode is None
+    cfg = compose(["experiment=sea_llava15_vicuna7b", "model/vision=siglip_so400m_384"])
+    assert cfg.model.vision.name == "ViT-SO400M-14-SigLIP-384" and cfg.label.teacher is None

@@ -23,7 +23,9 @@ def student_cfg(kind: str, directory: Path) -> dict:
 
 
 @pytest.mark.parametrize("kind", ["siglip", "dinov2"])
-def test_label_transfer_align_step_and_generation(kind: str, tiny_world: dict, stage_cfg, tmp_path: Path) -> None:
+def test_label_transfer_align_step_and_generation(
+    kind: str, tiny_world: dict, stage_cfg, tmp_path: Path
+) -> None:
     from PIL import Image
 
     from sea.labeling.labeler import Labeler, LabelSettings
@@ -70,7 +72,9 @@ def test_label_transfer_align_step_and_generation(kind: str, tiny_world: dict, s
 
     settings = LabelSettings.from_config(select(cfg, "label"))
     text, _ = word_embeddings(clip, labels.words)
-    labeler = Labeler(clip, text, labels.words, settings, target_grid=tower.grid, target_cover=patch_cover(tower))
+    labeler = Labeler(
+        clip, text, labels.words, settings, target_grid=tower.grid, target_cover=patch_cover(tower)
+    )
     row = json.loads((tiny_world["prepared"] / "manifests/pretrain.jsonl").read_text().splitlines()[0])
     with Image.open(tiny_world["data"] / row["image"]) as img:
         pixels = clip.preprocess(img.convert("RGB"))[None]
@@ -78,7 +82,9 @@ def test_label_transfer_align_step_and_generation(kind: str, tiny_world: dict, s
     ids, _ = labeler.label_batch(pixels)
     assert torch.equal(labels.get(row["id"])[0], ids[0])
     assert own_ids.shape[1] == 16 and ids.shape[1] == tower.num_patches
-    assert set(ids[0, :, 0].tolist()) <= set(own_ids[0, :, 0].tolist())  # every patch: a teacher patch's labels
+    assert set(ids[0, :, 0].tolist()) <= set(
+        own_ids[0, :, 0].tolist()
+    )  # every patch: a teacher patch's labels
 
     # ---- one SEA align step through the tower -----------------------------------------------------
     result = align.STAGE.run(cfg, "sea")
@@ -94,7 +100,11 @@ def test_label_transfer_align_step_and_generation(kind: str, tiny_world: dict, s
     model.save_pretrained(tmp_path / "mllm")
     again = SeaMLLM.load(tmp_path / "mllm")
     tok = model.tokenizer
-    prompt = tok("USER: ").input_ids + [IMAGE_TOKEN_INDEX] + tok(" What is it? ASSISTANT:", add_special_tokens=False).input_ids
+    prompt = (
+        tok("USER: ").input_ids
+        + [IMAGE_TOKEN_INDEX]
+        + tok(" What is it? ASSISTANT:", add_special_tokens=False).input_ids
+    )
     image = tower.preprocess(Image.new("RGB", (40, 28), (200, 30, 30)))[None]
     first = model.generate([prompt], image, max_new_tokens=4, eos_token_ids=[-1])
     assert len(first[0]) == 4
