@@ -18,7 +18,6 @@ weights (`resolve_model_data_config` at the tower's input size).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from sea.errors import SeaError
-from sea.models.vision import VisionTower, hub_download_hint, require_cached_offline
+from sea.models.vision import (
+    VisionTower,
+    hub_download_hint,
+    read_saved_config,
+    require_cached_offline,
+    save_config_and_weights,
+)
 
 CONFIG_FILE = "timm_config.json"
 WEIGHTS_FILE = "timm_model.safetensors"
@@ -192,17 +197,8 @@ class TimmTower(VisionTower):
 
     def save(self, directory: str | Path) -> Path:
         """`timm_config.json` (timm name, build kwargs, preprocessing) and `timm_model.safetensors`."""
-        from safetensors.torch import save_file
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         meta = {"model_cfg": self.model_cfg, "data_cfg": self.data_cfg}
-        (directory / CONFIG_FILE).write_text(
-            json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-        )
-        state = {k: v.detach().contiguous().cpu() for k, v in self.visual.state_dict().items()}
-        save_file(state, str(directory / WEIGHTS_FILE))
-        return directory
+        return save_config_and_weights(directory, CONFIG_FILE, meta, WEIGHTS_FILE, self.visual)
 
     @classmethod
     def _load(
@@ -211,10 +207,7 @@ class TimmTower(VisionTower):
         import timm
         from safetensors.torch import load_file
 
-        if not (directory / WEIGHTS_FILE).is_file():
-            raise SeaError(f"{directory}: not a saved timm tower ({CONFIG_FILE} + {WEIGHTS_FILE} expected)")
-        meta = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
-        mc = meta["model_cfg"]
+        mc = read_saved_config(directory, CONFIG_FILE, WEIGHTS_FILE)["model_cfg"]
         model = timm.create_model(mc["name"], pretrained=False, **mc["kwargs"])
         model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
         return cls._finish_build(model, mc, select_layer, select_feature, device, precision)

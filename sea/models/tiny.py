@@ -151,13 +151,20 @@ def write_tiny_open_clip(
     directory: str | Path, name: str = TINY_CLIP_NAME, seed: int = 0, **overrides: Any
 ) -> tuple[Path, Path]:
     """Write `<name>.json` and random `<name>.safetensors` (a CLIP state dict) into `directory`."""
+    return _write_open_clip(directory, name, tiny_open_clip_config(**overrides), seed)
+
+
+def _write_open_clip(
+    directory: str | Path, name: str, config: dict[str, Any], seed: int
+) -> tuple[Path, Path]:
+    """Register the open_clip `config` as `<name>.json` and write random weights `<name>.safetensors`."""
     import open_clip
     from safetensors.torch import save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config_path = directory / f"{name}.json"
-    config_path.write_text(json.dumps(tiny_open_clip_config(**overrides), indent=2) + "\n", encoding="utf-8")
+    config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     open_clip.add_model_config(config_path)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -216,9 +223,6 @@ def tiny_siglip_cfg(
 ) -> dict[str, Any]:
     """Write a tiny SigLIP-style open_clip model (config JSON, random safetensors, its HF tokenizer) and
     return the matching `model.vision` mapping, with SigLIP's preprocessing (squash, mean/std 0.5)."""
-    import open_clip
-    from safetensors.torch import save_file
-
     register_tiny_timm_models()
     directory = Path(directory)
     tok_dir = directory / "tokenizer"
@@ -251,15 +255,7 @@ def tiny_siglip_cfg(
             "norm_kwargs": {"eps": 1e-6},
         },
     }
-    config_path = directory / f"{TINY_SIGLIP_NAME}.json"
-    config_path.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
-    open_clip.add_model_config(config_path)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = open_clip.create_model(TINY_SIGLIP_NAME, pretrained=None)
-        _randomise(model)
-    weights_path = directory / f"{TINY_SIGLIP_NAME}.safetensors"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights_path))
+    config_path, weights_path = _write_open_clip(directory, TINY_SIGLIP_NAME, cfg, seed)
     return {
         "name": TINY_SIGLIP_NAME,
         "model_config": str(config_path),

@@ -93,6 +93,27 @@ def require_cached_offline(repo: str | None, filenames: Sequence[str], what: str
         raise SeaError(hub_download_hint(what, repo))
 
 
+def save_config_and_weights(
+    directory: str | Path, config_file: str, meta: dict[str, Any], weights_file: str, module: nn.Module
+) -> Path:
+    """`directory/config_file` (JSON `meta`) and `directory/weights_file` (`module`'s state dict)."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / config_file).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    save_file(state, str(directory / weights_file))
+    return directory
+
+
+def read_saved_config(directory: Path, config_file: str, weights_file: str) -> dict[str, Any]:
+    """The JSON `save_config_and_weights` wrote, after checking both files are there."""
+    if not (directory / config_file).is_file() or not (directory / weights_file).is_file():
+        raise SeaError(f"{directory}: not a saved vision tower ({config_file} + {weights_file} expected)")
+    return json.loads((directory / config_file).read_text(encoding="utf-8"))
+
+
 class VisionTower(nn.Module):
     """A frozen vision tower: `requires_grad` off, always in eval mode, `forward` under no_grad.
 
@@ -380,17 +401,9 @@ class OpenClipTower(VisionTower):
         """Write open_clip's `local-dir:` layout: `open_clip_config.json` (model + preprocess config),
         `open_clip_model.safetensors` (the whole CLIP state dict, text tower included) and, for a HF text
         tokenizer (SigLIP), its files (open_clip reads them from the folder)."""
-        from safetensors.torch import save_file
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         pp = {k: list(v) if isinstance(v, tuple) else v for k, v in self.preprocess_cfg.items()}
         meta = {"model_cfg": self.model_cfg, "preprocess_cfg": pp, "sea_name": self.name}
-        (directory / CONFIG_FILE).write_text(
-            json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-        )
-        state = {k: v.detach().contiguous().cpu() for k, v in self.clip.state_dict().items()}
-        save_file(state, str(directory / WEIGHTS_FILE))
+        directory = save_config_and_weights(directory, CONFIG_FILE, meta, WEIGHTS_FILE, self.clip)
         hf_tokenizer = getattr(self.tokenizer, "tokenizer", None)
         if hasattr(hf_tokenizer, "save_pretrained"):
             hf_tokenizer.save_pretrained(directory)
@@ -402,9 +415,7 @@ class OpenClipTower(VisionTower):
     ) -> OpenClipTower:
         import open_clip
 
-        if not (directory / WEIGHTS_FILE).is_file():
-            raise SeaError(f"{directory}: not a saved vision tower ({CONFIG_FILE} + {WEIGHTS_FILE} expected)")
-        meta = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+        meta = read_saved_config(directory, CONFIG_FILE, WEIGHTS_FILE)
         _register_timm_trunk(meta["model_cfg"])
         ref = f"local-dir:{directory}"
         model, _, preprocess = open_clip.create_model_and_transforms(ref, device=device, precision=precision)
