@@ -351,11 +351,7 @@ class OpenClipTower(VisionTower):
                         f"nor a known tag (tags: {open_clip.list_pretrained_tags_by_model(name)}). Run the "
                         "`backbones` stage or set model.vision.pretrained"
                     )
-                from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
-
-                hub = str(tag_cfg.get("hf_hub", "")).strip("/")
-                files = (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME)
-                require_cached_offline(hub, files, _what(name, pretrained))
+                require_cached_offline(*_open_clip_hub_files(tag_cfg), _what(name, pretrained))
             if tag_cfg.get("quick_gelu") and not base_cfg.get("quick_gelu"):
                 log.warning(
                     "open_clip '%s' weights '%s' were trained with QuickGELU: using it (as '%s-quickgelu')",
@@ -379,9 +375,7 @@ class OpenClipTower(VisionTower):
             tokenizer = open_clip.get_tokenizer(name)
             model_cfg = open_clip.get_model_config(name)
         except (RuntimeError, OSError, ValueError) as err:
-            repo = str(tag_cfg.get("hf_hub", "")).strip("/") or (
-                name.split(":", 1)[1] if schema == "hf-hub" else None
-            )
+            repo = _open_clip_hub_files(tag_cfg)[0] or (name.split(":", 1)[1] if schema == "hf-hub" else None)
             raise SeaError(
                 f"{hub_download_hint(_what(name, pretrained), repo)} ({type(err).__name__}: {err})"
             ) from err
@@ -541,6 +535,21 @@ class OpenClipTower(VisionTower):
 
 def _what(name: str, pretrained: str | None) -> str:
     return f"open_clip model '{name}' with " + (f"pretrained='{pretrained}'" if pretrained else "its weights")
+
+
+def _open_clip_hub_files(tag_cfg: Mapping[str, Any]) -> tuple[str | None, tuple[str, ...]]:
+    """The hub repo and the weight files open_clip would fetch for a pretrained tag (its `hf_hub` is
+    'org/repo/' for the default files or 'org/repo/file.bin'); (None, ()) when it downloads otherwise."""
+    from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
+
+    hub = str(tag_cfg.get("hf_hub") or "")
+    if not hub or tag_cfg.get("file"):
+        return None, ()
+    repo, filename = hub.rsplit("/", 1)
+    if not filename:
+        return repo, (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME)
+    stem, ext = filename.rsplit(".", 1) if "." in filename else (filename, "")
+    return repo, (filename, f"{stem}.safetensors") if ext in ("bin", "pth") else (filename,)
 
 
 def _register_timm_trunk(model_cfg: Mapping[str, Any]) -> None:
