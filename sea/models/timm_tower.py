@@ -170,12 +170,18 @@ class TimmTower(VisionTower):
         select_feature: str,
         device: Any,
         precision: str,
+        data_cfg: dict[str, Any] | None = None,
     ) -> TimmTower:
+        """Move `model` to `device` / `precision` and wrap it; `data_cfg` (a saved tower's) or timm's data
+        config of the weights at the model's input size, with `resize_mode` applied."""
         from timm.data import resolve_model_data_config
 
-        data_cfg = resolve_model_data_config(model)
-        data_cfg["input_size"] = (3, *model.patch_embed.img_size)  # the weights' default size otherwise
         mode = model_cfg.get("resize_mode")
+        if data_cfg is not None:
+            data_cfg = dict(data_cfg)
+        else:
+            data_cfg = resolve_model_data_config(model)
+            data_cfg["input_size"] = (3, *model.patch_embed.img_size)  # the weights' default size otherwise
         if mode is not None:
             if mode not in TIMM_RESIZE:
                 raise SeaError(
@@ -207,10 +213,11 @@ class TimmTower(VisionTower):
         import timm
         from safetensors.torch import load_file
 
-        mc = read_saved_config(directory, CONFIG_FILE, WEIGHTS_FILE)["model_cfg"]
+        meta = read_saved_config(directory, CONFIG_FILE, WEIGHTS_FILE)
+        mc = meta["model_cfg"]
         model = timm.create_model(mc["name"], pretrained=False, **mc["kwargs"])
         model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
-        return cls._finish_build(model, mc, select_layer, select_feature, device, precision)
+        return cls._finish_build(model, mc, select_layer, select_feature, device, precision, meta["data_cfg"])
 
     # ---- geometry -----------------------------------------------------------------------------
     @property

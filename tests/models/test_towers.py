@@ -147,6 +147,12 @@ def test_dinov2_geometry_weights_and_preprocessing(dino: TimmTower, dino_cfg: di
     assert dino.preprocess(Image.new("RGB", (80, 50))).shape == (3, 36, 36)
     squash = VisionTower.from_config({**dino_cfg, "resize_mode": "squash"})
     assert squash.preprocess_signature()["resize_mode"] == "squash"
+    # weights made for another input size load with the position embedding resampled (as the real
+    # 518-px DINOv2 weights do at 224): a 4 x 4 grid at 24 px
+    small = VisionTower.from_config({**dino_cfg, "image_size": 24})
+    assert small.grid == (4, 4) and small.preprocess_signature()["image_size"] == [24, 24]
+    assert small(pixels(24)).shape == (2, 16, 32)
+    torch.testing.assert_close(small.visual.blocks[0].attn.qkv.weight, dino.visual.blocks[0].attn.qkv.weight)
 
 
 def test_dinov2_features_drop_cls_and_registers(dino: TimmTower, dino_cfg: dict) -> None:
