@@ -331,11 +331,11 @@ def profile_table(fn: Callable[[], Any], device: torch.device, trace: Path | Non
 def load_clip_tower(name: str, device: torch.device) -> tuple[Any, dict]:
     import open_clip
 
-    from sea.models.vision import VisionTower
+    from sea.models.vision import OpenClipTower
 
     clip = open_clip.create_model(name, pretrained=None, precision="fp32", device=device)
     cfg = open_clip.get_model_config(name)
-    tower = VisionTower(
+    tower = OpenClipTower(
         clip, name=name, model_cfg=cfg, preprocess=lambda x: x, tokenizer=open_clip.get_tokenizer(name)
     )
     return tower, cfg

@@ -20,7 +20,7 @@ from sea.labeling.patches import AMP_DTYPES, check_feature, iter_batches, patch_
 from sea.labeling.scoring import DEFAULT_CHUNK_ELEMS, BackgroundFilter, check_sign, score_patches
 from sea.labeling.storage import ShardWriter
 from sea.labeling.text import templates_of
-from sea.labeling.transfer import transfer_labels
+from sea.labeling.transfer import patch_cover, transfer_labels
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +95,15 @@ class Labeler:
         settings: LabelSettings,
         mixed_precision: str | None = None,
         target_grid: Sequence[int] | None = None,
+        target_cover: Sequence[float] | None = None,
     ) -> None:
         self.tower = tower
         self.settings = settings
         self.mixed_precision = mixed_precision
         self.source_grid = tuple(tower.grid)
         self.target_grid = tuple(target_grid) if target_grid is not None else self.source_grid
+        self.source_cover = patch_cover(tower)
+        self.target_cover = tuple(target_cover) if target_cover is not None else self.source_cover
         amp = AMP_DTYPES.get(str(mixed_precision or "no"))
         on_gpu = torch.device(tower.device).type == "cuda"
         self.matmul_dtype = amp if (on_gpu and amp is not None) else torch.float32
@@ -125,7 +128,9 @@ class Labeler:
             s.chunk_elems,
             self.matmul_dtype,
         )
-        return transfer_labels(ids, scores, self.source_grid, self.target_grid)
+        return transfer_labels(
+            ids, scores, self.source_grid, self.target_grid, self.source_cover, self.target_cover
+        )
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""Models: the frozen open_clip vision tower, the adapter registry, HF causal-LM loading and the
-LLaVA-style wrapper `SeaMLLM`.
+"""Models: the frozen vision towers (open_clip CLIP/SigLIP, timm DINOv2), the adapter registry, HF
+causal-LM loading and the LLaVA-style wrapper `SeaMLLM`.
 
 Names are imported lazily, so `from sea.models.constants import IMAGE_TOKEN_INDEX` (or importing this
 package) does not pay for torch, open_clip or transformers.
@@ -14,6 +14,8 @@ from sea.models.constants import DEFAULT_IMAGE_TOKEN, IGNORE_INDEX, IMAGE_TOKEN_
 
 _LAZY = {
     "VisionTower": "sea.models.vision",
+    "OpenClipTower": "sea.models.vision",
+    "TimmTower": "sea.models.timm_tower",
     "ADAPTERS": "sea.models.adapter",
     "build_adapter": "sea.models.adapter",
     "save_adapter": "sea.models.adapter",

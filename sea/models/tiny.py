@@ -2,6 +2,9 @@
 
 - `tiny_open_clip_config` / `write_tiny_open_clip`: an open_clip ViT-CLIP config JSON (open_clip's own
   `model_configs/*.json` format) and random weights as safetensors, loadable by `VisionTower.from_config`.
+- `tiny_siglip_cfg`: the same for a SigLIP-style open_clip model (timm ViT trunk with an attention-pool
+  head, no CLS, a HF text tokenizer), on a grid that does not tile the image (like 27 x 14 < 384).
+- `tiny_dinov2_cfg`: random weights of timm's DINOv2 architecture (CLS + register tokens), tiny sizes.
 - `tiny_tokenizer(style)`: a byte-level BPE trained on a few sentences, with the special tokens and a chat
   template in the style of an LLM family ('llama' = Llama-2/Vicuna, 'llama3', 'gemma', 'phi3', 'qwen2').
 - `tiny_llm` / `save_tiny_llm`: random Llama, Gemma, Phi-3 or Qwen2 causal LMs matching a tokenizer.
@@ -18,6 +21,12 @@ from typing import Any
 import torch
 
 TINY_CLIP_NAME = "tiny-clip-test"
+TINY_SIGLIP_NAME = "tiny-siglip-test"
+# A timm trunk with SigLIP-SO400M's architecture (class_token=False, global_pool='map') at tiny size;
+# open_clip builds timm trunks by name only, so the name is registered with timm.
+TINY_SIGLIP_TRUNK = "sea_tiny_siglip_trunk"
+TINY_SIGLIP_ARGS = {"img_size": 32, "patch_size": 6, "embed_dim": 32, "depth": 3, "num_heads": 2}
+TINY_DINOV2_ARGS = {"img_size": 36, "patch_size": 6, "embed_dim": 32, "depth": 3, "num_heads": 2}
 
 # A few sentences so that the BPE learns merges for the words tests and templates use.
 DEFAULT_CORPUS = (
@@ -142,21 +151,25 @@ def write_tiny_open_clip(
     directory: str | Path, name: str = TINY_CLIP_NAME, seed: int = 0, **overrides: Any
 ) -> tuple[Path, Path]:
     """Write `<name>.json` and random `<name>.safetensors` (a CLIP state dict) into `directory`."""
+    return _write_open_clip(directory, name, tiny_open_clip_config(**overrides), seed)
+
+
+def _write_open_clip(
+    directory: str | Path, name: str, config: dict[str, Any], seed: int
+) -> tuple[Path, Path]:
+    """Register the open_clip `config` as `<name>.json` and write random weights `<name>.safetensors`."""
     import open_clip
     from safetensors.torch import save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config_path = directory / f"{name}.json"
-    config_path.write_text(json.dumps(tiny_open_clip_config(**overrides), indent=2) + "\n", encoding="utf-8")
+    config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     open_clip.add_model_config(config_path)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = open_clip.create_model(name, pretrained=None)
-        # open_clip leaves some tensors at zero/identity; randomise them so tests see non-trivial maths.
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(0.02 * torch.randn_like(p))
+        _randomise(model)
     weights_path = directory / f"{name}.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights_path))
     return config_path, weights_path
@@ -176,6 +189,113 @@ def tiny_vision_cfg(
         "name": name,
         "model_config": str(config_path),
         "pretrained": str(weights_path),
+        "select_layer": select_layer,
+        "select_feature": select_feature,
+    }
+
+
+def register_tiny_timm_models() -> None:
+    """Register `TINY_SIGLIP_TRUNK` with timm (idempotent)."""
+    import timm
+    from timm.models import register_model
+
+    if timm.is_model(TINY_SIGLIP_TRUNK):
+        return
+
+    def sea_tiny_siglip_trunk(pretrained: bool = False, **kwargs: Any) -> Any:
+        return timm.create_model(
+            "vit_so400m_patch14_siglip_384", pretrained=False, **{**TINY_SIGLIP_ARGS, **kwargs}
+        )
+
+    register_model(sea_tiny_siglip_trunk)
+
+
+def _randomise(model: torch.nn.Module) -> None:
+    """Libraries leave some tensors at zero/identity (or layer scales at 1e-5); randomise them so tests
+    see non-trivial maths."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+
+
+def tiny_siglip_cfg(
+    directory: str | Path, seed: int = 0, select_layer: int = -2, select_feature: str = "patch"
+) -> dict[str, Any]:
+    """Write a tiny SigLIP-style open_clip model (config JSON, random safetensors, its HF tokenizer) and
+    return the matching `model.vision` mapping, with SigLIP's preprocessing (squash, mean/std 0.5)."""
+    register_tiny_timm_models()
+    directory = Path(directory)
+    tok_dir = directory / "tokenizer"
+    tok = tiny_tokenizer("gemma")
+    tok.save_pretrained(tok_dir)
+    width = TINY_SIGLIP_ARGS["embed_dim"]
+    cfg = {
+        "embed_dim": width,
+        "init_logit_bias": -10,
+        "custom_text": True,
+        "vision_cfg": {
+            "image_size": TINY_SIGLIP_ARGS["img_size"],
+            "timm_model_name": TINY_SIGLIP_TRUNK,
+            "timm_model_pretrained": False,
+            "timm_pool": "map",
+            "timm_proj": "none",
+        },
+        "text_cfg": {
+            "context_length": 16,
+            "vocab_size": len(tok),
+            "hf_tokenizer_name": str(tok_dir),
+            "tokenizer_kwargs": {"clean": "canonicalize"},
+            "width": width,
+            "heads": 2,
+            "layers": 1,
+            "mlp_ratio": 4.0,
+            "no_causal_mask": True,
+            "proj_bias": True,
+            "pool_type": "last",
+            "norm_kwargs": {"eps": 1e-6},
+        },
+    }
+    config_path, weights_path = _write_open_clip(directory, TINY_SIGLIP_NAME, cfg, seed)
+    return {
+        "name": TINY_SIGLIP_NAME,
+        "model_config": str(config_path),
+        "pretrained": str(weights_path),
+        "resize_mode": "squash",
+        "mean": [0.5, 0.5, 0.5],
+        "std": [0.5, 0.5, 0.5],
+        "select_layer": select_layer,
+        "select_feature": select_feature,
+    }
+
+
+def tiny_dinov2_cfg(
+    directory: str | Path,
+    seed: int = 0,
+    name: str = "vit_large_patch14_reg4_dinov2",
+    select_layer: int = -2,
+    select_feature: str = "patch",
+) -> dict[str, Any]:
+    """Write random weights of timm's DINOv2 (`name`; the default has 4 register tokens) at tiny size and
+    return the matching `model.vision` mapping (`library: timm`)."""
+    import timm
+    from safetensors.torch import save_file
+
+    kwargs = {k: v for k, v in TINY_DINOV2_ARGS.items() if k != "img_size"}
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = timm.create_model(name, pretrained=False, img_size=TINY_DINOV2_ARGS["img_size"], **kwargs)
+        _randomise(model)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    weights_path = directory / f"{name}-tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights_path))
+    return {
+        "library": "timm",
+        "name": name,
+        "pretrained": str(weights_path),
+        "image_size": TINY_DINOV2_ARGS["img_size"],
+        "patch_size": TINY_DINOV2_ARGS["patch_size"],
+        "model_kwargs": kwargs,
         "select_layer": select_layer,
         "select_feature": select_feature,
     }
@@ -296,16 +416,19 @@ def build_tiny_mllm(
     max_length: int = 64,
     seed: int = 0,
     clip_overrides: dict[str, Any] | None = None,
+    vision_cfg: dict[str, Any] | None = None,
     **llm_kwargs: Any,
 ) -> Any:
-    """A tiny `SeaMLLM` (random CLIP, random LLM of `family`), files written under `directory`."""
+    """A tiny `SeaMLLM` (random CLIP, or the tower `vision_cfg` describes; random LLM of `family`), files
+    written under `directory`."""
     from sea.models.adapter import build_adapter
     from sea.models.llm import load_llm
     from sea.models.mllm import SeaMLLM
     from sea.models.vision import VisionTower
 
     directory = Path(directory)
-    vision = VisionTower.from_config(tiny_vision_cfg(directory / "clip", seed=seed, **(clip_overrides or {})))
+    vcfg = vision_cfg or tiny_vision_cfg(directory / "clip", seed=seed, **(clip_overrides or {}))
+    vision = VisionTower.from_config(vcfg)
     llm_dir = save_tiny_llm(directory / "llm", family, seed=seed, **llm_kwargs)
     llm, tok = load_llm({"name_or_path": str(llm_dir), "max_length": max_length, "family": family})
     with torch.random.fork_rng():

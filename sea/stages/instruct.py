@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import types
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +43,8 @@ def unfreeze_vision(tower: Any) -> None:
     """Let the vision tower train: its `forward` runs without `no_grad` (the rest of `VisionTower`
     stays as is; the text tower stays frozen)."""
 
-    def forward(self: Any, images: Any) -> Any:
-        h = self.hidden_state(images, self.select_layer)
-        return h[:, 1:] if self.select_feature == "patch" else h
-
     tower.visual.requires_grad_(True)
-    tower.forward = types.MethodType(forward, tower)
+    tower.forward = tower.features
 
 
 def apply_lora(llm: Any, lcfg: dict[str, Any]) -> Any:

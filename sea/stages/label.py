@@ -63,6 +63,7 @@ def build(cfg: DictConfig, out: Path) -> dict:
     from sea.labeling.quality import run_quality
     from sea.labeling.storage import SHARDS, ShardWriter, write_labels_dir
     from sea.labeling.text import read_words, word_embeddings
+    from sea.labeling.transfer import check_same_view, patch_cover
     from sea.models.vision import VisionTower
     from sea.tracking import current
     from sea.utils import dist
@@ -83,10 +84,12 @@ def build(cfg: DictConfig, out: Path) -> dict:
     teacher_cfg = lcfg.get("teacher")
     tower = VisionTower.from_config(teacher_cfg or vcfg, device=device)
     target = VisionTower.from_config(vcfg, device="cpu") if teacher_cfg else tower
+    if teacher_cfg:
+        check_same_view(tower.preprocess_signature(), target.preprocess_signature())
     text, text_info = word_embeddings(
         tower, words, settings.prompt, lcfg.get("text_cache_dir"), int(lcfg.get("text_batch_size", 1024))
     )
-    labeler = Labeler(tower, text, words, settings, mixed, target.grid)
+    labeler = Labeler(tower, text, words, settings, mixed, target.grid, patch_cover(target))
 
     # Under a launcher every rank builds into the same `out`: rank r labels images r::W into its own shards.
     mine = rows[proc.rank :: proc.world_size]

@@ -128,3 +128,58 @@ def test_transfer_labels() -> None:
     assert torch.equal(a[:, 5], ids[:, 0]) and torch.equal(a[:, 15], ids[:, 3]) and torch.equal(b, a.half())
     with pytest.raises(SeaError, match="source grid"):
         transfer_labels(ids, scores, (3, 3), (4, 4))
+
+
+def pixel_overlap_index(src: int, src_patch: int, dst: int, dst_patch: int, dst_size: int, src_size: int):
+    """Brute force on a fine common pixel raster: each target cell's most-overlapping source cell."""
+    fine = src_size * dst_size  # both images resized to the same view; positions as fractions of it
+    pos = torch.arange(fine, dtype=torch.float64) + 0.5
+    src_cell = (pos / fine * src_size // src_patch).long()  # the source patch of each fine pixel
+    dst_cell = (pos / fine * dst_size // dst_patch).long()
+    best = []
+    for j in range(dst):
+        hits = src_cell[(dst_cell == j) & (src_cell < src)]
+        best.append(int(torch.bincount(hits, minlength=src).argmax()))
+    return best
+
+
+def test_overlap_index_places_cells_by_the_covered_pixels() -> None:
+    """CLIP-L@336 (24 x 14 = 336 px) -> SigLIP-SO400M@384 (27 x 14 = 378 of 384 px): the exact overlap,
+    not the "27 cells tile the image" approximation (which differs on 3 of 27 rows)."""
+    cover = 27 * 14 / 384
+    idx = overlap_index((24, 24), (27, 27), (1.0, 1.0), (cover, cover)).reshape(27, 27)
+    rows = (idx[:, 0] // 24).tolist()
+    assert rows == pixel_overlap_index(24, 14, 27, 14, 384, 336)
+    assert rows != (overlap_index((24, 24), (27, 27)).reshape(27, 27)[:, 0] // 24).tolist()
+    assert torch.equal(idx[0, :] % 24, idx[:, 0] // 24)  # square: columns like rows
+    # a target cell no source cell reaches takes the nearest one (source covers half the image)
+    assert overlap_index((2, 1), (4, 1), (0.5, 1.0)).tolist() == [0, 1, 1, 1]
+
+
+def test_transfer_labels_with_covers_moves_whole_label_lists() -> None:
+    ids = torch.arange(2 * 4 * 3, dtype=torch.int32).reshape(2, 4, 3)
+    scores = ids.half()
+    out_ids, out_scores = transfer_labels(ids, scores, (2, 2), (3, 3), (1.0, 1.0), (0.9, 0.9))
+    index = overlap_index((2, 2), (3, 3), (1.0, 1.0), (0.9, 0.9))
+    assert out_ids.shape == (2, 9, 3) and torch.equal(out_ids, ids[:, index])
+    assert torch.equal(out_scores, scores[:, index])
+    same = transfer_labels(ids, scores, (2, 2), (2, 2))
+    assert same[0] is ids  # same grid and cover: untouched
+
+
+def test_check_same_view() -> None:
+    from sea.labeling.transfer import check_same_view
+
+    clip = {"model": "clip", "resize_mode": "shortest", "mean": [0.48] * 3, "image_size": [336, 336]}
+    dino = {"model": "dino", "resize_mode": "shortest", "mean": [0.485] * 3, "image_size": [224, 224]}
+    check_same_view(clip, dino)  # size and normalisation may differ
+    siglip = {"model": "siglip", "resize_mode": "squash"}
+    with pytest.raises(
+        SeaError,
+        match=r"'clip' and model.vision 'siglip' see different parts.*"
+        r"resize_mode 'shortest' vs 'squash'.*label.teacher.resize_mode=squash",
+    ):
+        check_same_view(clip, siglip)
+    pad = {"model": "a", "resize_mode": "longest", "fill_color": 0}
+    with pytest.raises(SeaError, match="padding colour 0 vs 128"):
+        check_same_view(pad, {**pad, "fill_color": 128})
