@@ -39,6 +39,7 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 from sea import tracking  # noqa: E402
 from sea.config import ConfigError, compose, to_plain  # noqa: E402
 from sea.errors import SeaError  # noqa: E402
+from sea.eval.headline import headline_metrics  # noqa: E402
 from sea.runner import execute  # noqa: E402
 from sea.stages import STAGE_NAMES, get_stage  # noqa: E402
 from sea.stages.checks import check_config  # noqa: E402
@@ -109,7 +110,7 @@ def sea_pipeline(
     cfg, selected = checked_config(overrides, stages, arms, seeds)
     plain = to_plain(cfg)
     results: dict[str, dict] = {}
-    with tracking.pipeline_run(cfg, selected) as parent:
+    with forward_logs("sea"), tracking.pipeline_run(cfg, selected) as parent:
         for name in selected:
             spec = get_stage(name)
             tags = list(spec.tags)
@@ -122,11 +123,44 @@ def sea_pipeline(
                     results[run_key(name, arm, seed)] = stage_task.with_options(name=task_name, tags=tags)(
                         name, {**plain, "seed": int(seed)}, parent.run_id, arm
                     )
-        parent.log_metrics({f"{key}/{k}": v for key, m in results.items() for k, v in m.items()})
         report = Path(plain["paths"]["report"])
         if "report" in selected and report.is_dir():
+            comparison = json.loads((report / "comparison.json").read_text(encoding="utf-8"))
+            parent.log_metrics(headline_metrics(comparison))
             parent.log_artifact(report, "report")
+            publish_report(report, parent, tracking.ui_address(cfg))
     return results
+
+
+@contextmanager
+def forward_logs(name: str) -> Iterator[None]:
+    """The project's own log lines (stage progress, warnings) also go to the run's logs in the Prefect UI."""
+    import logging
+
+    from prefect.logging.handlers import APILogHandler
+
+    logger, handler = logging.getLogger(name), APILogHandler(level=logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+def publish_report(report: Path, parent: tracking.Tracker, ui: str) -> None:
+    """The comparison table and links to the MLflow runs, as the flow run's markdown artifact."""
+    from prefect.artifacts import create_markdown_artifact
+
+    from sea.eval.compare import read_report_table
+
+    lines = [f"## SEA vs baseline\n\n{read_report_table(report)}\n", f"Full report: `{report / 'report.md'}`\n"]
+    page = parent.page_url(ui)
+    if page:
+        lines.append(f"MLflow ({ui}; locally `make mlflow-ui`): [pipeline run]({page})\n")
+        lines += [f"- [{name}]({url})" for name, url in parent.child_pages(ui).items()]
+    create_markdown_artifact(
+        markdown="\n".join(lines), key="sea-comparison", description="SEA vs baseline: the report's table"
+    )
 
 
 def _die_with_parent() -> None:

@@ -72,6 +72,13 @@ class Tracker:
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
     def log_text(self, text: str, artifact_file: str) -> None: ...
     def set_tags(self, tags: Mapping[str, str]) -> None: ...
+    def page_url(self, ui: str) -> str | None:
+        """The run's page in the MLflow UI at `ui` (None: nothing is tracked)."""
+        return None
+
+    def child_pages(self, ui: str) -> dict[str, str]:
+        """Run name -> page in the MLflow UI at `ui`, for this run's child runs."""
+        return {}
     def register_model(self, folder: str | Path, name: str, tags: Mapping[str, Any]) -> str | None: ...
     def tag_model_version(self, name: str, seed: int, tags: Mapping[str, Any]) -> None: ...
 
@@ -92,6 +99,18 @@ class MlflowTracker(Tracker):
         self.pending = pending
         self.buffer: list[Any] = []
         self.retry_at = 0.0
+
+    def page_url(self, ui: str) -> str | None:
+        experiment = self.client.get_run(self.run_id).info.experiment_id
+        return f"{ui.rstrip('/')}/#/experiments/{experiment}/runs/{self.run_id}"
+
+    def child_pages(self, ui: str) -> dict[str, str]:
+        experiment = self.client.get_run(self.run_id).info.experiment_id
+        runs = self.client.search_runs([experiment], f"tags.mlflow.parentRunId = '{self.run_id}'")
+        return {
+            r.info.run_name: f"{ui.rstrip('/')}/#/experiments/{experiment}/runs/{r.info.run_id}"
+            for r in sorted(runs, key=lambda r: r.info.start_time)
+        }
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         from mlflow.entities import Metric
@@ -192,6 +211,13 @@ _current: ContextVar[Tracker | None] = ContextVar("sea_tracker", default=None)
 def current() -> Tracker:
     """The tracker of the stage being run (a no-op outside a tracked stage)."""
     return _current.get() or _NO_TRACKING
+
+
+def ui_address(cfg: DictConfig) -> str:
+    """Where a user opens the MLflow UI for these runs: the tracking server itself, or the local
+    `make mlflow-ui` (port 5000) over the SQLite store."""
+    uri = tracking_uri(cfg)
+    return uri if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
 
 
 def tracking_uri(cfg: DictConfig) -> str:

@@ -90,10 +90,26 @@ def test_flow_runs_every_stage_and_arm_under_one_parent(prefect_server, tiny_ove
     assert {"report/report.md", "report/benchmarks.png"} <= {
         a.path for a in client.list_artifacts(parent.info.run_id, "report")
     }
-    key = run_key("evaluate", "sea", 0)
-    assert parent.data.metrics[f"{key}/pope/f1"] == pytest.approx(
-        json.loads(get_stage("evaluate").metrics_file(tiny_cfg, "sea").read_text())["pope/f1"]
-    )
+    # The parent holds the report's headline numbers, not a flattened copy of every stage's metrics.
+    comparison = json.loads((report / "comparison.json").read_text())
+    for arm in tiny_cfg.arms:
+        assert parent.data.metrics[f"report/pope/{arm}"] == pytest.approx(comparison["benchmarks"]["pope"]["mean"][arm])
+    assert parent.data.metrics["report/gqa/delta/sea"] == pytest.approx(comparison["benchmarks"]["gqa"]["delta"]["sea"])
+    assert not [k for k in parent.data.metrics if k.startswith(run_key("evaluate", "sea", 0))]
+
+    # The flow run carries the table and links to the MLflow runs as a markdown artifact.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as prefect_client:
+        [artifact] = prefect_client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["sea-comparison"]))
+        )
+    assert "| benchmark |" in artifact.data and f"/runs/{parent.info.run_id})" in artifact.data
+    assert all(f"[{name}](" in artifact.data for name in expected)
+    with get_client(sync_client=True) as prefect_client:  # the project's log lines reach the flow run
+        names = {entry.name for entry in prefect_client.read_logs(limit=200)}
+    assert any(n.startswith("sea.") for n in names), names
     for arm in tiny_cfg.arms:  # adapters and models in the registry, the model with its scores
         [adapter] = client.search_model_versions(f"name='{registered_model_name(tiny_cfg, 'align', arm)}'")
         [model] = client.search_model_versions(f"name='{registered_model_name(tiny_cfg, 'instruct', arm)}'")
