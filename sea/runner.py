@@ -51,6 +51,10 @@ def execute(name: str, cfg: DictConfig, parent_run_id: str | None = None, arm: s
     if not process_info().is_main:
         return stage.run(cfg, arm)
     params = {key: select(cfg, key) for key in stage.params}
+    if stage.per_arm and arm is not None:
+        from sea.training.arms import arm_params
+
+        params = arm_params(params, arm)
     run = {"arm": arm, "seed": select(cfg, "seed")} if stage.per_arm else None
     with tracking.stage_run(cfg, name, params, parent_run_id, run=run) as tracker:
         start = time.perf_counter()

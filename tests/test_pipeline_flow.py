@@ -81,6 +81,13 @@ def test_flow_runs_every_stage_and_arm_under_one_parent(prefect_server, tiny_ove
             arm == "sea"
         )
 
+    for arm in tiny_cfg.arms:  # the arms differ in the compare view where they really differ
+        run = next(c for c in children if c.info.run_name == stage_run_name("align", {"arm": arm, "seed": 0}))
+        weight = tiny_cfg.align.sea.weight if arm == "sea" else 0.0
+        assert run.data.params["arm"] == arm
+        assert float(run.data.params["lambda"]) == float(run.data.params["align.sea.weight"]) == weight
+        assert not [k for k in run.data.params if "arm_overrides" in k]
+
     for arm in tiny_cfg.arms:  # the stage-1 probe ran on each run's adapter, with its chance level
         scored = json.loads(get_stage("evaluate").metrics_file(tiny_cfg, arm).read_text())
         assert {"diagnostics/probe/object_f1", "diagnostics/probe/chance_object_f1"} <= set(scored)

@@ -41,6 +41,29 @@ def arm_config(section: Mapping[str, Any], arm: str) -> dict[str, Any]:
     return deep_merge(base, overrides)
 
 
+def arm_params(params: Mapping[str, Any], arm: str) -> dict[str, Any]:
+    """A per-arm stage's params (keys such as `align.sea`) as this arm trains with them: the arm's
+    `<section>.arm_overrides.<arm>` merged into each `<section>.<key>` and dropped, plus `arm` and, for
+    `align`, the arm's SEA weight as `lambda`, so the arms differ where they really differ in the
+    tracker's compare view."""
+    sections = {key.rsplit(".", 1)[0] for key in params if key.endswith(".arm_overrides")}
+    out: dict[str, Any] = {"arm": arm}
+    for key, value in params.items():
+        section, _, name = key.rpartition(".")
+        if section not in sections:
+            out[key] = value
+        elif name != "arm_overrides":
+            over = ((params.get(f"{section}.arm_overrides") or {}).get(arm) or {}).get(name)
+            if isinstance(value, Mapping) and isinstance(over, Mapping):
+                out[key] = deep_merge(value, over)
+            else:
+                out[key] = value if over is None else over
+    sea = out.get("align.sea")
+    if isinstance(sea, Mapping):
+        out["lambda"] = sea.get("weight")
+    return out
+
+
 def folder_fingerprint(path: str | Path | None) -> Any:
     """A finished stage folder's config hash, a file's size and mtime, or None."""
     from sea.stages.base import input_fingerprint
