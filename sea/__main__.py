@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--arm", help="per-arm stages: run this arm only (default: every arm of `arms`)")
     parser.add_argument("--params", metavar="FILE", help="read the composed config from FILE")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for expected errors")
+    parser.add_argument("--json", action="store_true", help="print the stage's metrics as JSON")
     return parser
 
 
@@ -104,7 +105,13 @@ def _run_stage(args: argparse.Namespace, cfg: Any) -> int:
             raise
         print(f"sea {args.stage}: error: {err}", file=sys.stderr)
         return 1
-    print(json.dumps(metrics, indent=2, sort_keys=True))
+    if args.json:
+        print(json.dumps(metrics, indent=2, sort_keys=True))
+    else:  # one line per run: DVC and shell users see where the numbers are, not all of them
+        runs = metrics.items() if stage.per_arm else [(None, metrics)]
+        for arm, values in runs:
+            name = f"{args.stage}[{arm}]" if arm else args.stage
+            print(f"sea {name}: done, {len(values)} metrics in {stage.metrics_file(cfg, arm)}")
     return 0
 
 

@@ -51,7 +51,12 @@ def test_bad_override_is_a_clear_error(tmp_path: Path):
 
 def test_stage_writes_metrics_json(tiny_overrides: list[str], tiny_cfg, capsys):
     assert main(["world", *tiny_overrides, "tracking=none"]) == 0
-    printed = json.loads(capsys.readouterr().out)
     written = json.loads((Path(tiny_cfg.paths.metrics) / "world.json").read_text())
+    # One quiet line by default (what `dvc repro` shows), the metrics themselves with --json.
+    assert capsys.readouterr().out.strip() == (
+        f"sea world: done, {len(written)} metrics in {Path(tiny_cfg.paths.metrics) / 'world.json'}"
+    )
+    assert main(["world", *tiny_overrides, "tracking=none", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
     assert printed == written and written
     assert (Path(tiny_cfg.paths.world) / "pretrain.json").is_file()

@@ -118,13 +118,14 @@ def test_dvc_repro_runs_every_stage_then_nothing(tmp_path: Path):
         assert f"Running stage '{dvc_name}'" in first.stdout, dvc_name
         assert (repo / get_stage(name).metrics_file(cfg, arm)).is_file(), dvc_name
     assert (repo / "dvc.lock").is_file() and (repo / cfg.paths.report / "report.md").is_file()
+    assert "sea align[sea]: done" in first.stdout and '"steps":' not in first.stdout, "one line per stage run"
 
     second = dvc("repro")
     assert "Running stage" not in second.stdout
     assert "up to date" in second.stdout
 
     plots = dvc("plots", "show", "--json").stdout
-    assert "stage-1 loss" in plots and "sea_loss" in plots
+    assert "stage-1 LM loss" in plots and "baseline_loss_lm" in plots
 
     # `dvc exp run -S` composes conf/ through DVC's Hydra integration and reruns what changed:
     # a new lambda retrains the training runs, not the data stages.
