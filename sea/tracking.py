@@ -239,8 +239,8 @@ def _client_and_experiment(cfg: DictConfig) -> tuple[Any, str]:
     if experiment is not None:
         return client, experiment.experiment_id
     artifacts = None
-    if uri.startswith("sqlite:") and not cfg.tracking.get("uri"):
-        artifacts = (Path(cfg.tracking.store).resolve() / "artifacts").as_uri()
+    if uri.startswith("sqlite:///"):  # beside the database, never MLflow's default ./mlruns of the cwd
+        artifacts = (Path(uri.removeprefix("sqlite:///")).resolve().parent / "artifacts").as_uri()
     return client, client.create_experiment(name, artifact_location=artifacts)
 
 

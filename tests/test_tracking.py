@@ -36,6 +36,9 @@ def test_stage_run_logs_params_metrics_and_config_to_the_local_store(tiny_cfg):
 def test_tracking_uri_from_config_and_parent_from_env(tiny_overrides, tmp_path: Path, monkeypatch):
     uri = f"sqlite:///{tmp_path}/elsewhere.db"
     cfg = compose([*tiny_overrides, f"tracking.uri={uri}", "tracking.experiment=other"])
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     with tracking.pipeline_run(cfg, ["world"]) as parent:
         monkeypatch.setenv(tracking.PARENT_ENV, parent.run_id)
         execute("world", cfg)
@@ -44,6 +47,8 @@ def test_tracking_uri_from_config_and_parent_from_env(tiny_overrides, tmp_path: 
     child = next(r for r in runs if r.info.run_name == "world")
     assert child.data.tags["mlflow.parentRunId"] == parent.run_id
     assert not Path(cfg.tracking.store, "mlflow.db").exists()
+    assert not (cwd / "mlruns").exists(), "no stray store in the working directory"
+    assert (tmp_path / "artifacts").is_dir(), "artifacts beside the database"
 
 
 def test_tracking_none_writes_no_store_but_still_metrics(tiny_overrides):
