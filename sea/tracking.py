@@ -17,6 +17,7 @@ import math
 import os
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -241,7 +242,27 @@ def _client_and_experiment(cfg: DictConfig) -> tuple[Any, str]:
     artifacts = None
     if uri.startswith("sqlite:///"):  # beside the database, never MLflow's default ./mlruns of the cwd
         artifacts = (Path(uri.removeprefix("sqlite:///")).resolve().parent / "artifacts").as_uri()
-    return client, client.create_experiment(name, artifact_location=artifacts)
+    # MLflow 3's UI opens an experiment of this kind on its runs and models, not on its GenAI views.
+    return client, client.create_experiment(
+        name, artifact_location=artifacts, tags={"mlflow.experimentKind": "custom_model_development"}
+    )
+
+
+def lineage_tags() -> dict[str, str]:
+    """MLflow's own source tags: who ran what, from which commit (the run page's "Source" and "User")."""
+    import getpass
+
+    entry = " ".join([Path(sys.argv[0]).name, *sys.argv[1:2]]) if sys.argv and sys.argv[0] else "python"
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return {
+        "mlflow.source.type": "LOCAL",
+        "mlflow.source.name": entry,
+        "mlflow.source.git.commit": _git_sha(),
+        "mlflow.user": user,
+    }
 
 
 def _git_sha() -> str:
@@ -285,7 +306,7 @@ def _run(cfg: DictConfig, run_name: str, tags: dict[str, str]) -> Iterator[Track
     pending = Path(cfg.tracking.store) / "pending"
     try:
         client, experiment_id = _client_and_experiment(cfg)
-        tags = {"sea.git_sha": _git_sha(), "sea.config_hash": config_hash(cfg), **tags}
+        tags = {**lineage_tags(), "sea.git_sha": _git_sha(), "sea.config_hash": config_hash(cfg), **tags}
         run = client.create_run(experiment_id, run_name=run_name, tags=tags)
         sync_pending(client, pending)
     except Exception as err:

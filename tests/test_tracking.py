@@ -27,6 +27,14 @@ def test_stage_run_logs_params_metrics_and_config_to_the_local_store(tiny_cfg):
     assert "mlflow.parentRunId" not in run.data.tags  # top-level when no parent is given
     assert run.data.params["data.world.n_pretrain"] == str(tiny_cfg.data.world.n_pretrain)
     assert run.data.metrics["pretrain_images"] == metrics["pretrain_images"] == 48
+    # Lineage the run page shows (source, commit, user) and the experiment opens on runs and models.
+    import subprocess
+
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert run.data.tags["mlflow.source.git.commit"] == head and run.data.tags["mlflow.user"]
+    assert run.data.tags["mlflow.source.type"] == "LOCAL" and run.data.tags["mlflow.source.name"]
+    experiment = client.get_experiment_by_name(tiny_cfg.tracking.experiment)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     config = client.download_artifacts(run.info.run_id, "config.yaml", str(Path(tiny_cfg.paths.root)))
     assert "n_pretrain: 48" in Path(config).read_text()
     artifact_root = Path(tiny_cfg.tracking.store).resolve() / "artifacts"
