@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from sea import tracking
 from sea.config import config_hash
 from sea.stages import get_stage
-from sea.stages.base import Stage, select
+from sea.stages.base import Stage, input_fingerprint, select
 from sea.utils.dist import process_info
 from sea.utils.io import atomic_write_json
 
@@ -66,6 +66,7 @@ def execute(name: str, cfg: DictConfig, parent_run_id: str | None = None, arm: s
         try:  # the outputs are in place: a tracking failure now costs the record, not the stage
             tracker.log_artifact(path)
             tracker.set_tags({"sea.skipped": str(skipped).lower()})
+            tracker.log_inputs({str(p): input_fingerprint(p) for p in stage.dep_paths(cfg, arm)})
             if run and not skipped and cfg.tracking.get("register_models"):
                 register(tracker, cfg, stage, arm, metrics)
         except Exception as err:

@@ -80,6 +80,9 @@ class Tracker:
     def child_pages(self, ui: str) -> dict[str, str]:
         """Run name -> page in the MLflow UI at `ui`, for this run's child runs."""
         return {}
+
+    def log_inputs(self, inputs: Mapping[str, Any]) -> None:
+        """Record what the run read (path -> content fingerprint) as the run's datasets."""
     def register_model(self, folder: str | Path, name: str, tags: Mapping[str, Any]) -> str | None: ...
     def tag_model_version(self, name: str, seed: int, tags: Mapping[str, Any]) -> None: ...
 
@@ -104,6 +107,26 @@ class MlflowTracker(Tracker):
     def page_url(self, ui: str) -> str | None:
         experiment = self.client.get_run(self.run_id).info.experiment_id
         return f"{ui.rstrip('/')}/#/experiments/{experiment}/runs/{self.run_id}"
+
+    def log_inputs(self, inputs: Mapping[str, Any]) -> None:
+        import hashlib
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        datasets = [
+            DatasetInput(
+                Dataset(
+                    name=Path(path).name,
+                    digest=hashlib.sha256(json.dumps(fingerprint).encode()).hexdigest()[:16],
+                    source_type="local",
+                    source=json.dumps({"uri": Path(path).resolve().as_uri()}),
+                ),
+                tags=[InputTag("mlflow.data.context", "input")],
+            )
+            for path, fingerprint in inputs.items()
+        ]
+        if datasets:
+            self.client.log_inputs(self.run_id, datasets=datasets)
 
     def child_pages(self, ui: str) -> dict[str, str]:
         experiment = self.client.get_run(self.run_id).info.experiment_id

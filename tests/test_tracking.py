@@ -74,3 +74,15 @@ def test_a_failing_stage_marks_its_run_failed(tiny_overrides):
     _, run = only_run(tracking.tracking_uri(cfg), cfg.tracking.experiment)
     assert run.info.status == "FAILED"
     assert not Path(cfg.paths.metrics, "world.json").exists()
+
+
+def test_a_stage_run_records_what_it_read_as_datasets(tiny_cfg):
+    execute("world", tiny_cfg)
+    execute("prepare", tiny_cfg)
+    client = MlflowClient(tracking_uri=tracking.tracking_uri(tiny_cfg))
+    experiment = client.get_experiment_by_name(tiny_cfg.tracking.experiment)
+    [run] = client.search_runs([experiment.experiment_id], "attributes.run_name = 'prepare'")
+    inputs = {d.dataset.name: d.dataset for d in run.inputs.dataset_inputs}
+    assert set(inputs) == {"pretrain.json", "instruct.json"}
+    assert all(len(d.digest) == 16 and d.source_type == "local" for d in inputs.values())
+    assert str(Path(tiny_cfg.paths.world).resolve() / "pretrain.json") in inputs["pretrain.json"].source
