@@ -4,8 +4,12 @@ HF multimodal messages carry content lists (`[{"type": "image"}, {"type": "text"
 plain strings. Both templates below flatten a message the way our templates see a LLaVA turn: every
 image as `<image>\\n` first, then the text (LLaVA's `preprocess_multimodal`).
 
-- `vicuna_v1` (LLaVA-1.5): `SYSTEM USER: <image>\\nQ ASSISTANT: A</s>USER: Q2 ASSISTANT:`; the BOS comes
-  from the tokenizer, as in our template. A leading system message replaces the default system prompt.
+- `vicuna_v1` (LLaVA-1.5): `<s>SYSTEM USER: <image>\\nQ ASSISTANT: A</s>USER: Q2 ASSISTANT:`. The
+  rendered text starts with the BOS our template puts before it (the one the tokenizer adds), like the
+  chat templates that write their BOS: the processor's `apply_chat_template(tokenize=True)` and vLLM's
+  chat API then tokenize it without adding another. A leading system message replaces the default
+  system prompt. The tokenizer itself keeps no chat template (lmms-eval's `llava_hf` then uses its own
+  LLaVA-1.5 one, which renders the same single-turn prompt and lets the tokenizer add the BOS).
 - `chat`: the LLM's own chat template, run on the flattened string messages.
 """
 
@@ -14,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sea.data.templates import VICUNA_SYSTEM, ChatTemplate, VicunaV1Template, get_template
+from sea.data.templates import VICUNA_SYSTEM, ChatTemplate, VicunaV1Template, _leading_special_ids, get_template
 from sea.errors import SeaError
 
 # `content` as one string: images first (one `<image>\n` each), then the text parts joined by " ".
@@ -32,6 +36,7 @@ _FLATTEN = """\
 """
 
 _VICUNA = """\
+{{- BOS -}}
 {%- if messages and messages[0]['role'] == 'system' -%}
 {{- flatten(messages[0]['content'], IMAGE) + ' ' -}}{%- set turns = messages[1:] -%}
 {%- else -%}{{- SYSTEM + ' ' -}}{%- set turns = messages -%}{%- endif -%}
@@ -65,8 +70,13 @@ def llava_chat_template(tokenizer: Any, template: str, image_token: str) -> str:
     except ValueError as err:
         raise SeaError(str(err)) from None
     if isinstance(tmpl, VicunaV1Template):
-        eos = tmpl.end_of_turn(tokenizer)
-        return _constants(SYSTEM=tmpl.system or VICUNA_SYSTEM, EOS=eos, IMAGE=image_token) + _FLATTEN + _VICUNA
+        values = {
+            "BOS": tokenizer.decode(_leading_special_ids(tokenizer)),
+            "SYSTEM": tmpl.system or VICUNA_SYSTEM,
+            "EOS": tmpl.end_of_turn(tokenizer),
+            "IMAGE": image_token,
+        }
+        return _constants(**values) + _FLATTEN + _VICUNA
     if isinstance(tmpl, ChatTemplate):
         try:
             tmpl.end_of_turn(tokenizer)  # the LLM's template exists and fits the alias

@@ -17,9 +17,33 @@ QUESTION = "What is the colour of the shape in the image?"
 ANSWER = "The circle is red."
 FOLLOW_UP = "Is there a blue square?"
 
-# LLM family of the tiny stand-in -> our template for it (the tiny world's Llama: LLaVA-1.5's vicuna_v1;
-# the real-architecture stand-ins of conf/model/llm: their tokenizer's chat template).
-CASES = {"llama": "vicuna_v1", "gemma": "chat", "qwen2": "chat"}
+# case -> (LLM family of the tiny stand-in, our template for it, tower variant). The tiny world's Llama
+# uses LLaVA-1.5's vicuna_v1, the real-architecture stand-ins of conf/model/llm their tokenizer's chat
+# template. Towers: GELU, patch tokens of layer -2 (LLaVA-1.5), or QuickGELU with CLS + patches of the
+# last layer (HF strategy 'full').
+CASES = {
+    "llama": ("llama", "vicuna_v1", "gelu-patch"),
+    "gemma": ("gemma", "chat", "gelu-patch"),
+    "qwen2": ("qwen2", "chat", "gelu-patch"),
+    "llama-quickgelu-cls": ("llama", "vicuna_v1", "quickgelu-cls"),
+}
+
+
+def _tower_cfg(directory: Path, variant: str) -> dict | None:
+    from sea.models.tiny import TINY_CLIP_NAME, _write_open_clip, tiny_open_clip_config
+
+    if variant == "gelu-patch":
+        return None
+    config_path, weights_path = _write_open_clip(
+        directory, TINY_CLIP_NAME + "-qg", {**tiny_open_clip_config(), "quick_gelu": True}, seed=3
+    )
+    return {
+        "name": TINY_CLIP_NAME + "-qg",
+        "model_config": str(config_path),
+        "pretrained": str(weights_path),
+        "select_layer": -1,
+        "select_feature": "cls_patch",
+    }
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
@@ -30,14 +54,16 @@ def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     from sea.models.mllm import SeaMLLM
     from sea.models.tiny import build_tiny_mllm
 
-    family = request.param
-    root = tmp_path_factory.mktemp(f"export-{family}")
-    build_tiny_mllm(root / "build", family=family, max_length=256).save_pretrained(root / "src")
+    case = request.param
+    family, _, variant = CASES[case]
+    root = tmp_path_factory.mktemp(f"export-{case}")
+    vcfg = _tower_cfg(root / "clip", variant)
+    build_tiny_mllm(root / "build", family=family, max_length=256, vision_cfg=vcfg).save_pretrained(root / "src")
     assert main(["export", str(root / "src"), str(root / "hf")]) == 0
     ours = SeaMLLM.load(root / "src").eval()
     model = LlavaForConditionalGeneration.from_pretrained(root / "hf").eval()
     processor = AutoProcessor.from_pretrained(root / "hf", backend="pil")
-    return family, ours, model, processor, root
+    return case, ours, model, processor, root
 
 
 def _image(width: int = 48, height: int = 40):
@@ -71,12 +97,14 @@ def _expand(ids: list[int], image_token_id: int, n: int) -> list[int]:
 def test_export_matches_ours(exported, multi: bool) -> None:
     from sea.eval.runner import preprocess_image
 
-    family, ours, model, processor, _ = exported
-    template = CASES[family]
+    case, ours, model, processor, _ = exported
+    template = CASES[case][1]
     image = _image()
     conv, messages = _turns(multi)
-    prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
-    inputs = processor(images=image, text=prompt, return_tensors="pt", add_special_tokens=template != "chat")
+    messages[0]["content"][0]["image"] = image
+    inputs = processor.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
 
     # the processor's prompt ids and pixels are ours
     our_ids = build_prompt_for_generation(conv, ours.tokenizer, template)
@@ -93,7 +121,8 @@ def test_export_matches_ours(exported, multi: bool) -> None:
         mine = ours(input_ids=torch.tensor([our_ids]), images=pixels).logits
     assert theirs.shape == mine.shape
     diff = float((theirs - mine).abs().max())
-    assert diff < 1e-5, f"{family}: max |logit difference| {diff:.2e}"
+    assert diff < 1e-5, f"{case}: max |logit difference| {diff:.2e}"
+    print(f"{case} {'two' if multi else 'one'} turn(s): {theirs.shape[1]} positions, max |logit diff| {diff:.2e}")
 
     # same greedy answer
     stop = end_of_turn_ids(ours.tokenizer, template)
@@ -101,6 +130,7 @@ def test_export_matches_ours(exported, multi: bool) -> None:
     out = model.generate(**inputs, max_new_tokens=12, do_sample=False)[0, inputs.input_ids.shape[1] :].tolist()
     theirs_gen = out[: next((i for i, t in enumerate(out) if t in stop), len(out))]
     assert len(mine_gen) > 0 and theirs_gen == mine_gen
+    print(f"{case}: greedy {len(mine_gen)} tokens equal: {mine_gen}")
 
 
 def test_export_torchvision_backend_is_close(exported) -> None:
@@ -147,3 +177,22 @@ def test_export_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["export", str(tmp_path / "missing"), str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("sea export: error:") and "not a saved SeaMLLM" in err and "\n" not in err
+
+
+def test_export_checks_the_mapped_tower(tmp_path: Path, make_mllm, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mapping slip (here: q and k swapped in one layer) is caught before anything is written."""
+    import sea.export.llava as export
+
+    mapped = export.clip_vision_model
+
+    def slipped(tower):
+        model = mapped(tower)
+        attn = model.encoder.layers[0].self_attn
+        attn.q_proj, attn.k_proj = attn.k_proj, attn.q_proj
+        return model
+
+    make_mllm().save_pretrained(tmp_path / "src")
+    monkeypatch.setattr(export, "clip_vision_model", slipped)
+    with pytest.raises(SeaError, match="features differ from ours"):
+        export.export_llava(tmp_path / "src", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
