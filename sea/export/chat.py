@@ -18,7 +18,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sea.data.templates import VICUNA_SYSTEM, ChatTemplate, VicunaV1Template, _leading_special_ids, get_template
+from sea.data.templates import (
+    VICUNA_SYSTEM,
+    ChatTemplate,
+    VicunaV1Template,
+    _leading_special_ids,
+    get_template,
+)
 from sea.errors import SeaError
 
 # `content` as one string: images first (one `<image>\n` each), then the text parts joined by " ".
@@ -30,7 +36,8 @@ _FLATTEN = """\
 {%- if part['type'] == 'image' -%}{%- set ns.images = ns.images + image_token + '\\n' -%}
 {%- elif part['type'] == 'text' -%}{%- set ns.texts = ns.texts + [part['text']] -%}{%- endif -%}
 {%- endfor -%}
-{%- if ns.images -%}{{ ns.images ~ (ns.texts | join(' ') | trim) }}{%- else -%}{{ ns.texts | join(' ') }}{%- endif -%}
+{%- if ns.images -%}{{ ns.images ~ (ns.texts | join(' ') | trim) }}
+{%- else -%}{{ ns.texts | join(' ') }}{%- endif -%}
 {%- endif -%}
 {%- endmacro -%}
 """

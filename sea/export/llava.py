@@ -59,19 +59,23 @@ def _check_open_clip_vit(tower: Any) -> nn.Module:
         )
     visual = tower.visual
     if not isinstance(visual, VisionTransformer) or visual.attn_pool is not None:
-        raise SeaError(f"vision tower '{name}': only open_clip ViTs without attentional pooling can be exported")
+        raise SeaError(
+            f"vision tower '{name}': only open_clip ViTs without attentional pooling can be exported"
+        )
     if isinstance(visual.ln_pre, nn.Identity):
         raise SeaError(f"vision tower '{name}' has no ln_pre (no_ln_pre): CLIPVisionModel always applies one")
     for i, block in enumerate(visual.transformer.resblocks):
         where = f"vision tower '{name}' block {i}"
         if not isinstance(block.attn, nn.MultiheadAttention) or not block.attn._qkv_same_embed_dim:
             raise SeaError(f"{where}: attention {type(block.attn).__name__} has no CLIP equivalent")
-        extra = [k for k in ("ls_1", "ls_2", "ln_attn") if not isinstance(getattr(block, k, nn.Identity()), nn.Identity)]
-        extra += ["mlp.ln"] if not isinstance(getattr(block.mlp, "ln", nn.Identity()), nn.Identity) else []
+        extras = {"ls_1": block.ls_1, "ls_2": block.ls_2, "ln_attn": getattr(block, "ln_attn", None)}
+        extras["mlp.ln"] = getattr(block.mlp, "ln", None)
+        extra = [k for k, m in extras.items() if m is not None and not isinstance(m, nn.Identity)]
         if extra or hasattr(block, "ln_1_kv"):
-            raise SeaError(f"{where}: {extra or ['ln_1_kv']} (layer scale / extra norms) have no CLIP equivalent")
-        if not isinstance(block.mlp.gelu, QuickGELU | nn.GELU) or getattr(block.mlp.gelu, "approximate", "none") != "none":
-            raise SeaError(f"{where}: activation {block.mlp.gelu!r} is neither GELU nor QuickGELU")
+            raise SeaError(f"{where}: {extra or ['ln_1_kv']} (layer scale, extra norms): no CLIP equivalent")
+        act = block.mlp.gelu
+        if not isinstance(act, QuickGELU | nn.GELU) or getattr(act, "approximate", "none") != "none":
+            raise SeaError(f"{where}: activation {act!r} is neither GELU nor QuickGELU")
     return visual
 
 
@@ -133,7 +137,9 @@ def clip_vision_model(tower: Any) -> Any:
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("position_ids")]
     if missing or unexpected:
-        raise SeaError(f"vision tower '{tower.name}': CLIP weights missing {missing}, unexpected {unexpected}")
+        raise SeaError(
+            f"vision tower '{tower.name}': CLIP weights missing {missing}, unexpected {unexpected}"
+        )
     return model.eval()
 
 
@@ -150,7 +156,9 @@ def image_processor(tower: Any, image_aspect_ratio: str) -> Any:
     h, w = (size, size) if isinstance(size, int) else tuple(size)
     mode, interp = pp.get("resize_mode", "shortest"), pp.get("interpolation", "bicubic")
     if interp not in _RESAMPLE:
-        raise SeaError(f"vision tower '{tower.name}': interpolation {interp!r} has no image-processor equivalent")
+        raise SeaError(
+            f"vision tower '{tower.name}': interpolation {interp!r} has no image-processor equivalent"
+        )
     if mode == "shortest" and h == w:
         resize = {"size": {"shortest_edge": h}, "do_center_crop": True}
     elif mode == "squash":
@@ -235,7 +243,9 @@ def _check_features(mllm: Any, model: Any, config: Any) -> float:
         raise SeaError(f"exported tower gives features {tuple(theirs.shape)}, ours {tuple(ours.shape)}")
     err = float((theirs - ours).abs().max() / ours.abs().max().clamp_min(1e-6))
     if err > FEATURE_TOLERANCE:
-        raise SeaError(f"the exported CLIP tower's features differ from ours (relative error {err:.2e}); not exported")
+        raise SeaError(
+            f"the exported CLIP tower's features differ from ours (relative error {err:.2e}); not exported"
+        )
     return err
 
 

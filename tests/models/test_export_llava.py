@@ -58,7 +58,9 @@ def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     family, _, variant = CASES[case]
     root = tmp_path_factory.mktemp(f"export-{case}")
     vcfg = _tower_cfg(root / "clip", variant)
-    build_tiny_mllm(root / "build", family=family, max_length=256, vision_cfg=vcfg).save_pretrained(root / "src")
+    build_tiny_mllm(root / "build", family=family, max_length=256, vision_cfg=vcfg).save_pretrained(
+        root / "src"
+    )
     assert main(["export", str(root / "src"), str(root / "hf")]) == 0
     ours = SeaMLLM.load(root / "src").eval()
     model = LlavaForConditionalGeneration.from_pretrained(root / "hf").eval()
@@ -122,12 +124,14 @@ def test_export_matches_ours(exported, multi: bool) -> None:
     assert theirs.shape == mine.shape
     diff = float((theirs - mine).abs().max())
     assert diff < 1e-5, f"{case}: max |logit difference| {diff:.2e}"
-    print(f"{case} {'two' if multi else 'one'} turn(s): {theirs.shape[1]} positions, max |logit diff| {diff:.2e}")
+    print(f"{case} multi={multi}: {theirs.shape[1]} positions, max |logit diff| {diff:.2e}")
 
     # same greedy answer
     stop = end_of_turn_ids(ours.tokenizer, template)
     mine_gen = ours.generate([our_ids], images=pixels, max_new_tokens=12, eos_token_ids=stop)[0]
-    out = model.generate(**inputs, max_new_tokens=12, do_sample=False)[0, inputs.input_ids.shape[1] :].tolist()
+    out = model.generate(**inputs, max_new_tokens=12, do_sample=False)[
+        0, inputs.input_ids.shape[1] :
+    ].tolist()
     theirs_gen = out[: next((i for i, t in enumerate(out) if t in stop), len(out))]
     assert len(mine_gen) > 0 and theirs_gen == mine_gen
     print(f"{case}: greedy {len(mine_gen)} tokens equal: {mine_gen}")
