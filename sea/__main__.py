@@ -1,4 +1,6 @@
-"""`python -m sea <stage> [overrides...]`: run one pipeline stage (what `dvc.yaml` calls)."""
+"""`python -m sea <stage> [overrides...]`: run one pipeline stage (what `dvc.yaml` calls).
+
+`python -m sea export SRC OUT`: a saved model as a transformers LLaVA folder (`sea.export.cli`)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,10 @@ With --params FILE the composed config is read from FILE (DVC's params.yaml) and
 overrides apply. Every stage writes <paths.metrics>/<stage>.json and logs to MLflow (tracking=none: off).
 Per-arm stages (align, instruct, evaluate) run one training run per arm of `arms` at `seed`
 (--arm picks one) and write <paths.metrics>/<stage>/seed<seed>-<arm>.json.
+
+other commands:
+  export SRC OUT  a saved model (e.g. <root>/instruct/seed0/<arm>) as a transformers LLaVA folder
+                  (`sea export --help`)
 """
 
 
@@ -57,6 +63,11 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["export"]:
+        from sea.export.cli import main as export_main
+
+        return export_main(argv[1:])
     args = build_parser().parse_intermixed_args(argv)
     if args.stage not in STAGE_NAMES:
         print(

@@ -84,6 +84,9 @@ class Tracker:
     def log_inputs(self, inputs: Mapping[str, Any]) -> None:
         """Record what the run read (path -> content fingerprint) as the run's datasets."""
     def register_model(self, folder: str | Path, name: str, tags: Mapping[str, Any]) -> str | None: ...
+    def log_llava_model(
+        self, folder: str | Path, name: str, example: Mapping[str, str], tags: Mapping[str, Any]
+    ) -> str | None: ...
     def tag_model_version(self, name: str, seed: int, tags: Mapping[str, Any]) -> None: ...
 
 
@@ -213,6 +216,42 @@ class MlflowTracker(Tracker):
         version = self.client.create_model_version(name, source, run_id=self.run_id, tags=_tag_values(tags))
         return str(version.version)
 
+    def log_llava_model(
+        self, folder: str | Path, name: str, example: Mapping[str, str], tags: Mapping[str, Any]
+    ) -> str | None:
+        """Log an exported LLaVA folder (`sea export`) as an MLflow pyfunc model of this run (a LoggedModel
+        with signature and input example: a base64 `image` and a `question` in, the `answer` out) and
+        register it as a new version of `name`; the version number."""
+        import mlflow
+        from mlflow.models import Model, infer_signature
+
+        frame = _example_frame(example)
+        signature = infer_signature(frame, ["an answer"], params={"max_new_tokens": LLAVA_MAX_NEW_TOKENS})
+        experiment = self.client.get_run(self.run_id).info.experiment_id
+        logged = self.client.create_logged_model(experiment, LLAVA_MODEL_NAME, source_run_id=self.run_id)
+        previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(self.client.tracking_uri)
+        try:
+            info = Model.log(
+                None,  # artifact_path: superseded by `name`
+                mlflow.pyfunc,
+                name=LLAVA_MODEL_NAME,
+                run_id=self.run_id,
+                model_id=logged.model_id,  # in the run's experiment (MLflow would use the active one)
+                python_model=_llava_question_answerer(),
+                artifacts={"llava": str(folder)},
+                signature=signature,
+                input_example=(frame, {"max_new_tokens": 4}),
+                pip_requirements=list(LLAVA_REQUIREMENTS),
+                registered_model_name=name,
+            )
+        finally:
+            mlflow.set_tracking_uri(previous)
+        version = str(info.registered_model_version)
+        for key, value in _tag_values(tags).items():
+            self.client.set_model_version_tag(name, version, key, value)
+        return version
+
     def tag_model_version(self, name: str, seed: int, tags: Mapping[str, Any]) -> None:
         """Add `tags` to the newest version of `name` trained with `seed` (none: nothing to tag)."""
         versions = [
@@ -226,6 +265,61 @@ class MlflowTracker(Tracker):
         newest = max(versions, key=lambda v: int(v.version))
         for key, value in _tag_values(tags).items():
             self.client.set_model_version_tag(name, newest.version, key, value)
+
+
+LLAVA_MODEL_NAME = "llava"
+LLAVA_MAX_NEW_TOKENS = 64
+LLAVA_REQUIREMENTS = ("torch", "transformers", "pillow", "pandas")
+
+
+def _example_frame(example: Mapping[str, str]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame([{"image": str(example["image"]), "question": str(example["question"])}])
+
+
+def _llava_question_answerer() -> Any:
+    """A pyfunc model that answers questions about images with an exported LLaVA folder (artifact
+    `llava`), greedily, through transformers alone: rows of `image` (base64 image file) and `question`
+    in, one answer per row out. Built here so that `sea` imports MLflow only in this module; MLflow
+    stores the class by value, so loading it needs no `sea`."""
+    import mlflow.pyfunc
+
+    class LlavaQuestionAnswerer(mlflow.pyfunc.PythonModel):
+        def load_context(self, context: Any) -> None:
+            from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+            path = context.artifacts["llava"]
+            self.model = LlavaForConditionalGeneration.from_pretrained(path).eval()
+            self.processor = AutoProcessor.from_pretrained(path, backend="pil")
+
+        def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 - no hints: MLflow
+            # would read them as the input schema
+            import base64
+            import io
+
+            import torch
+            from PIL import Image
+
+            max_new = int((params or {}).get("max_new_tokens", LLAVA_MAX_NEW_TOKENS))
+            answers = []
+            for image_b64, question in zip(model_input["image"], model_input["question"], strict=True):
+                image = Image.open(io.BytesIO(base64.b64decode(image_b64))).convert("RGB")
+                content = [{"type": "image", "image": image}, {"type": "text", "text": str(question)}]
+                inputs = self.processor.apply_chat_template(
+                    [{"role": "user", "content": content}],
+                    add_generation_prompt=True,
+                    tokenize=True,
+                    return_dict=True,
+                    return_tensors="pt",
+                )
+                with torch.no_grad():
+                    out = self.model.generate(**inputs, max_new_tokens=max_new, do_sample=False)
+                new = out[0, inputs["input_ids"].shape[1] :]
+                answers.append(self.processor.decode(new, skip_special_tokens=True).strip())
+            return answers
+
+    return LlavaQuestionAnswerer()
 
 
 _NO_TRACKING = Tracker()

@@ -1,0 +1,1 @@
+"""Export our checkpoints to other ecosystems' formats (transformers' LLaVA: `sea.export.llava`)."""
