@@ -59,6 +59,7 @@ from sea.eval.render import (
 )
 from sea.eval.report import flat_metrics, metric_name
 from sea.eval.stats import finite
+from sea.layout import instance_subdir
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +108,7 @@ ORDER = (
 
 
 def instance_dir(root: str | Path, seed: int, arm: str) -> Path:
-    """`<root>/seed<seed>/<arm>` (the layout of `sea.stages.base.instance_subdir`)."""
-    from sea.stages.base import instance_subdir
-
+    """`<root>/seed<seed>/<arm>` (`sea.layout.instance_subdir`)."""
     return Path(root) / instance_subdir(seed, arm)
 
 

@@ -28,13 +28,14 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from sea.config import select, select_or
 from sea.errors import SeaError
-from sea.stages.base import Stage, instance_subdir, root_relative, select, select_or
-from sea.stages.integrity import check_input
+from sea.integrity import check_input
+from sea.layout import ADAPTER_FILE, instance_subdir, manifest_name, manifest_path, root_relative
+from sea.stages.base import Stage
 
 log = logging.getLogger(__name__)
 
-ADAPTER_FILE = "adapter.safetensors"
 LOG_FILE = "train_log.jsonl"
 
 
@@ -52,8 +53,8 @@ def load_training_samples(cfg: DictConfig, dataset: str) -> list[dict]:
     from sea.training.data import load_samples, read_manifest
 
     prepared = Path(select(cfg, "paths.prepared"))
-    check_input(prepared, "prepare", [f"manifests/{dataset}.jsonl"])
-    rows = read_manifest(prepared / "manifests" / f"{dataset}.jsonl")
+    check_input(prepared, "prepare", [manifest_name(dataset)])
+    rows = read_manifest(manifest_path(prepared, dataset))
     return load_samples(select(cfg, f"data.{dataset}.json"), rows)
 
 

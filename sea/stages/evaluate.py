@@ -33,9 +33,11 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from sea.config import select, select_or
 from sea.errors import SeaError
-from sea.stages.base import Stage, instance_subdir, select, select_or
-from sea.stages.integrity import check_input
+from sea.integrity import check_input
+from sea.layout import ADAPTER_FILE, instance_subdir
+from sea.stages.base import Stage
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +133,7 @@ def stage1_probe(
     if gt_path is None or not gt_path.is_file():
         log.info("stage-1 probe: no world ground truth at %s: skipped", gt_path)
         return {}
-    adapter = Path(pcfg["adapters"]) / instance / "adapter.safetensors"
+    adapter = Path(pcfg["adapters"]) / instance / ADAPTER_FILE
     if not adapter.is_file():  # e.g. an outside model evaluated through an `eval.models` mapping
         log.warning("stage-1 probe: no stage-1 adapter at %s: skipped", adapter)
         return {}

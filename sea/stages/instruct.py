@@ -23,7 +23,11 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from sea.config import select, select_or
 from sea.errors import SeaError
+from sea.integrity import check_input
+from sea.layout import adapter_path as stage1_adapter
+from sea.layout import instance_subdir, root_relative
 from sea.stages.align import (
     build_training_run,
     checkpoint_dir,
@@ -32,8 +36,7 @@ from sea.stages.align import (
     seed_everything,
     write_run_outputs,
 )
-from sea.stages.base import Stage, instance_subdir, root_relative, select, select_or
-from sea.stages.integrity import check_input
+from sea.stages.base import Stage
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +130,8 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
     seed = int(select(cfg, "seed"))
     ck = icfg.get("checkpoint") or {}
     logc = icfg.get("log") or {}
-    adapter_dir = Path(icfg["adapters"]) / instance_subdir(seed, arm)
-    adapter_path = adapter_dir / "adapter.safetensors"
+    adapter_path = stage1_adapter(icfg["adapters"], seed, arm)
+    adapter_dir = adapter_path.parent
     if not adapter_path.is_file():
         raise SeaError(
             f"{adapter_path}: no stage-1 adapter for arm '{arm}' at seed {seed}; run `align` for it first"

@@ -27,8 +27,10 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from sea.config import select, select_or
 from sea.errors import SeaError
-from sea.stages.base import Stage, select, select_or
+from sea.layout import manifest_path
+from sea.stages.base import Stage
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,7 @@ def build(cfg: DictConfig, out: Path) -> dict:
     device = _device(cfg, proc.device)
     mixed = str(select_or(cfg, "hardware.mixed_precision", "no"))
     prepared = Path(select(cfg, "paths.prepared"))
-    rows = read_rows(prepared / "manifests" / "pretrain.jsonl")
+    rows = read_rows(manifest_path(prepared, "pretrain"))
     if lcfg.get("max_images"):
         rows = rows[: int(lcfg["max_images"])]
     image_folder = Path(select(cfg, "data.pretrain.image_folder"))

@@ -19,9 +19,11 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from sea.config import select, select_or
 from sea.data.validate import MAX_SAMPLE_CHARS
 from sea.errors import SeaError
-from sea.stages.base import Stage, select, select_or
+from sea.layout import manifest_path
+from sea.stages.base import Stage
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +133,7 @@ def build(cfg: DictConfig, out: Path) -> dict:
     metrics: dict[str, int | float] = {}
     report: dict[str, Any] = {"validation": _validation_options(data), "datasets": {}}
     for name, result in results.items():
-        write_jsonl(out / "manifests" / f"{name}.jsonl", result.rows)
+        write_jsonl(manifest_path(out, name), result.rows)
         report["datasets"][name] = result.summary(REPORT_PROBLEMS)
         metrics.update(result.metrics(name))
         if name in ("pretrain", "instruct"):

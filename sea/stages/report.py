@@ -36,7 +36,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from sea.stages.base import Stage, select, select_or
+from sea.config import select, select_or
+from sea.stages.base import Stage
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ def arm_config(section: Mapping[str, Any], arm: str) -> dict[str, Any]:
 
 def folder_fingerprint(path: str | Path | None) -> Any:
     """A finished stage folder's config hash, a file's size and mtime, or None."""
-    from sea.stages.base import input_fingerprint
+    from sea.layout import input_fingerprint
 
     return None if path is None else input_fingerprint(Path(path))
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from eval_helpers import answer, write_jsonl
 
+from sea.config import select
 from sea.errors import SeaError
 from sea.eval import compare as C
 from sea.eval import stats
@@ -19,7 +20,6 @@ from sea.eval.outcomes import point_headline
 from sea.eval.render import average_lines
 from sea.eval.runner import benchmark_specs, score_benchmark
 from sea.eval.scorers.mmbench import read_mmbench_tsv, row_options
-from sea.stages.base import select
 
 BENCHES = ("gqa", "pope", "mme", "mmbench")
 SETTINGS = stats.Settings(resamples=500)
