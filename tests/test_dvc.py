@@ -76,7 +76,7 @@ NOT_CODE_DEPS = ("sea/__init__.py", "sea/stages/__init__.py")
 
 def test_dvc_code_deps_cover_each_stage_imports():
     """Each stage's code deps cover every `sea` file its module imports, directly or not (also the
-    imports inside functions), so `dvc repro` reruns a stage when code it runs changes."""
+    imports inside functions), so `dvc repro` reruns a stage when code it runs changes, and no more."""
     for name, spec in DVC_YAML.items():
         deps = [d.rstrip("/") for d in spec["deps"] if d.startswith("sea")]
         files = sorted(source_file(m) for m in closure(f"sea.stages.{name}"))
@@ -86,6 +86,8 @@ def test_dvc_code_deps_cover_each_stage_imports():
             if f not in NOT_CODE_DEPS and not any(f == d or f.startswith(d + "/") for d in deps)
         ]
         assert not missing, f"dvc.yaml stage {name}: deps leave out {missing}"
+        unused = [d for d in deps if not any(f == d or f.startswith(d + "/") for f in files)]
+        assert not unused, f"dvc.yaml stage {name}: deps {unused} hold no code the stage imports"
         assert all((REPO / d).exists() for d in deps), f"dvc.yaml stage {name}: a dep in {deps} does not exist"
 
 

@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -105,7 +106,9 @@ class Stage:
             paths += [Path(v) for v in values if v is not None]
         return paths
 
-    def config_hash(self, cfg: DictConfig, arm: str | None = None) -> str:
+    def hash_record(self, cfg: DictConfig, arm: str | None = None) -> dict[str, Any]:
+        """What identifies a run of the stage: its params, its inputs' fingerprints, its instance
+        (paths under `paths.root` written relative to it, so a moved root keeps its hashes)."""
         record = {
             "stage": self.name,
             "params": {key: select(cfg, key) for key in self.params},
@@ -113,7 +116,10 @@ class Stage:
         }
         if self.per_arm:
             record["instance"] = self.instance(cfg, arm)
-        record = root_relative(record, select_or(cfg, "paths.root"))
+        return root_relative(record, select_or(cfg, "paths.root"))
+
+    def config_hash(self, cfg: DictConfig, arm: str | None = None) -> str:
+        record = self.hash_record(cfg, arm)
         return sha256_bytes(json.dumps(record, sort_keys=True, default=str).encode())[:16]
 
     def stored_metrics(self, cfg: DictConfig, arm: str | None = None) -> dict | None:

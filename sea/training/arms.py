@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sea.config import config_hash
 from sea.errors import SeaError
 
 ARM_KEYS = ("arm_overrides",)
@@ -41,20 +40,12 @@ def arm_config(section: Mapping[str, Any], arm: str) -> dict[str, Any]:
     return deep_merge(base, overrides)
 
 
-def folder_fingerprint(path: str | Path | None) -> Any:
-    """A finished stage folder's config hash, a file's size and mtime, or None."""
-    from sea.layout import input_fingerprint
-
-    return None if path is None else input_fingerprint(Path(path))
-
-
 class ArmFolder:
     """`<checkpoint.dir>/<run>/`: resumable state and the step log of one training run."""
 
     def __init__(self, root: str | Path, run: str, fingerprint: dict[str, Any]) -> None:
         self.root = Path(root) / run
         self.fingerprint = fingerprint
-        self.hash = config_hash(fingerprint)
 
     @property
     def state_dir(self) -> Path:
