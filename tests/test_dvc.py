@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from omegaconf import OmegaConf
-
 from import_graph import closure, source_file
+from omegaconf import OmegaConf
 
 from sea.config import HEADER, compose, to_yaml
 from sea.stages import STAGE_NAMES, get_stage
@@ -88,7 +87,9 @@ def test_dvc_code_deps_cover_each_stage_imports():
         assert not missing, f"dvc.yaml stage {name}: deps leave out {missing}"
         unused = [d for d in deps if not any(f == d or f.startswith(d + "/") for f in files)]
         assert not unused, f"dvc.yaml stage {name}: deps {unused} hold no code the stage imports"
-        assert all((REPO / d).exists() for d in deps), f"dvc.yaml stage {name}: a dep in {deps} does not exist"
+        assert all((REPO / d).exists() for d in deps), (
+            f"dvc.yaml stage {name}: a dep in {deps} does not exist"
+        )
 
 
 def copy_repo(dst: Path) -> None:

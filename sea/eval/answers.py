@@ -91,32 +91,6 @@ def read_answers(path: str | Path) -> list[dict[str, Any]]:
     return answers
 
 
-def read_jsonl(path: str | Path) -> list[Any]:
-    """All JSON values of a JSON-lines file (blank lines skipped); SeaError naming a bad line."""
-    path = Path(path)
-    if not path.is_file():
-        raise SeaError(f"file not found: {path}")
-    rows = []
-    with path.open("r", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise SeaError(f"{path}:{lineno}: invalid JSON ({e.msg})") from e
-    return rows
-
-
-def read_json(path: str | Path) -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise SeaError(f"file not found: {path}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise SeaError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from e
-
-
 def listing(ids: Sequence[Any], limit: int = MAX_LISTED) -> str:
     """`'a', 'b', ... (first 20 of 31)`."""
     shown = ", ".join(repr(i) for i in ids[:limit])

@@ -162,7 +162,7 @@ def load_outcomes(
 
 def read_train_log(path: str | Path) -> list[dict[str, Any]]:
     """The rows of a `train_log.jsonl` (one per logged step), in file order; [] when the file is absent."""
-    from sea.eval.answers import read_jsonl
+    from sea.utils.io import read_jsonl
 
     return read_jsonl(path) if Path(path).is_file() else []
 

@@ -27,6 +27,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from sea.config import select
+from sea.data.llava import image_mean
 from sea.errors import SeaError
 from sea.integrity import check_input
 from sea.layout import ADAPTER_FILE
@@ -129,7 +130,7 @@ class AlignRecipe(TrainingRecipe):
             select(cfg, "data.pretrain.image_folder"),
             mllm.vision.preprocess,
             image_aspect_ratio=str(acfg.get("image_aspect_ratio", "none")),
-            image_mean=mllm.vision.preprocess_cfg.get("mean", (0.48145466, 0.4578275, 0.40821073)),
+            image_mean=image_mean(mllm.vision.preprocess_cfg),
             labels=labels,
             num_patches=mllm.vision.num_patches,
             seed=self.seed,

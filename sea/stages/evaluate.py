@@ -84,10 +84,10 @@ def diagnostic_inputs(
 ) -> tuple[list[Any], list[str] | None, list[dict] | None, list[str]] | None:
     """(pixels, captions, world ground-truth rows or None, words) for the diagnostics, or None when
     there is nothing to run them on (see conf/eval/default.yaml)."""
-    from sea.eval.answers import read_json, read_jsonl
     from sea.eval.diagnostics import read_wordlist, world_caption, world_words
     from sea.eval.runner import EvalQuestion as Q
     from sea.eval.runner import open_image, preprocess_image
+    from sea.utils.io import read_json, read_jsonl
 
     limit = int(dcfg.get("max_images") or 64)
     gt_path = Path(dcfg["ground_truth"]) if dcfg.get("ground_truth") else None
@@ -123,11 +123,11 @@ def stage1_probe(
 ) -> dict[str, float]:
     """Caption grounding of the run's stage-1 model (`sea.eval.grounding`) on the world's eval images;
     empty without world ground truth."""
-    from sea.eval.answers import read_jsonl
     from sea.eval.grounding import run_probe
     from sea.eval.runner import EvalQuestion, open_image, preprocess_image
     from sea.models.adapter import load_adapter
     from sea.models.mllm import SeaMLLM
+    from sea.utils.io import read_jsonl
 
     gt_path = Path(dcfg["ground_truth"]) if dcfg.get("ground_truth") else None
     if gt_path is None or not gt_path.is_file():

@@ -23,6 +23,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from sea.config import select
+from sea.data.llava import image_mean
 from sea.errors import SeaError
 from sea.integrity import check_input
 from sea.layout import adapter_path as stage1_adapter
@@ -146,7 +147,7 @@ class InstructRecipe(TrainingRecipe):
             select(cfg, "data.instruct.image_folder"),
             mllm.vision.preprocess,
             image_aspect_ratio=str(icfg.get("image_aspect_ratio", "pad")),
-            image_mean=mllm.vision.preprocess_cfg.get("mean", (0.48145466, 0.4578275, 0.40821073)),
+            image_mean=image_mean(mllm.vision.preprocess_cfg),
         )
         collator = Collator(mllm.tokenizer.pad_token_id)
         specs = [ParamGroupSpec("adapter", mllm.adapter, tune.get("adapter_lr"))]

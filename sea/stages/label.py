@@ -28,6 +28,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from sea.config import select, select_or
+from sea.data.llava import read_manifest
 from sea.errors import SeaError
 from sea.layout import manifest_path
 from sea.stages.base import Stage
@@ -37,15 +38,7 @@ log = logging.getLogger(__name__)
 
 def read_rows(path: Path) -> list[dict]:
     """Manifest rows with an image, in order."""
-    if not path.is_file():
-        raise SeaError(f"{path}: pretrain manifest not found; run the `prepare` stage first")
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                row = json.loads(line)
-                if row.get("image"):
-                    rows.append(row)
+    rows = [row for row in read_manifest(path) if row.get("image")]
     if not rows:
         raise SeaError(f"{path}: no samples with an image to label")
     return rows

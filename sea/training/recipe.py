@@ -57,7 +57,8 @@ def seed_everything(seed: int) -> None:
 
 def load_training_samples(cfg: DictConfig, dataset: str) -> list[dict]:
     """The kept samples of `data.<dataset>` (`prepare`'s manifest order)."""
-    from sea.training.data import load_samples, read_manifest
+    from sea.data.llava import read_manifest
+    from sea.training.data import load_samples
 
     prepared = Path(select(cfg, "paths.prepared"))
     check_input(prepared, "prepare", [manifest_name(dataset)])

@@ -72,7 +72,7 @@ def test_patch_truth_samples_the_ground_truth_grid_at_patch_centres():
 def test_run_diagnostics_on_the_world(model, world_cfg, one_thread):
     from pathlib import Path
 
-    from sea.eval.answers import read_jsonl
+    from sea.utils.io import read_jsonl
 
     rows = read_jsonl(Path(world_cfg.paths.world) / "ground_truth" / "eval.jsonl")[:3]
     pixels = [
