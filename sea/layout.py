@@ -16,6 +16,14 @@ from sea.utils.io import read_json
 SUCCESS = "_SUCCESS.json"
 # A stage-1 adapter, in `align`'s run folder and in a saved model folder.
 ADAPTER_FILE = "adapter.safetensors"
+# A training run's step log (in its checkpoint folder, then in its output folder).
+TRAIN_LOG = "train_log.jsonl"
+# What `evaluate` writes per run: the scores, and the per-question outcomes the report resamples.
+SCORES_FILE = "scores.json"
+OUTCOMES_FILE = "outcomes.json"
+# What `report` writes.
+REPORT_MD = "report.md"
+COMPARISON_JSON = "comparison.json"
 
 
 def instance_subdir(seed: int, arm: str) -> str:

@@ -3,13 +3,16 @@ the comparison dict, so a saved `comparison.json` renders the same."""
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sea.errors import SeaError
 from sea.eval.stats import finite
+from sea.layout import COMPARISON_JSON
 
 BENCHMARKS_PNG = "benchmarks.png"
 ALIGN_PNG = "align_curves.png"
@@ -425,3 +428,19 @@ def plot_train_curves(
         else:
             ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
     return _save(fig, path)
+
+
+# ---- printing ----------------------------------------------------------------------------------
+
+
+def summary_text(comparison: Mapping[str, Any]) -> str:
+    """The headline table and the average's verdict lines (what the flow prints)."""
+    return "\n".join([headline_table(comparison), "", *average_lines(comparison)]).rstrip()
+
+
+def read_report_table(report_dir: str | Path) -> str:
+    """`summary_text` of a finished report folder (from its `comparison.json`), for printing."""
+    path = Path(report_dir) / COMPARISON_JSON
+    if not path.is_file():
+        raise SeaError(f"report: {path} not found; run the `report` stage first")
+    return summary_text(json.loads(path.read_text(encoding="utf-8")))

@@ -36,7 +36,7 @@ from omegaconf import DictConfig
 from sea.config import select, select_or
 from sea.errors import SeaError
 from sea.integrity import check_input
-from sea.layout import ADAPTER_FILE, instance_subdir
+from sea.layout import ADAPTER_FILE, OUTCOMES_FILE, SCORES_FILE, instance_subdir
 from sea.stages.base import Stage
 
 log = logging.getLogger(__name__)
@@ -224,9 +224,9 @@ def build(cfg: DictConfig, out: Path, arm: str) -> dict:
         torch.cuda.empty_cache()
     if not proc.is_main:
         return {}
-    write_json(out / "scores.json", scores)
+    write_json(out / SCORES_FILE, scores)
     compact = json.dumps(outcomes, sort_keys=True, separators=(",", ":"))
-    (out / "outcomes.json").write_text(compact + "\n", encoding="utf-8")
+    (out / OUTCOMES_FILE).write_text(compact + "\n", encoding="utf-8")
     table = markdown_table({f"{arm} (seed {select(cfg, 'seed')})": metrics})
     (out / "table.md").write_text(table + "\n", encoding="utf-8")
     tracker = tracking.current()

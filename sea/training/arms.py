@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sea.errors import SeaError
+from sea.layout import TRAIN_LOG
 
 ARM_KEYS = ("arm_overrides",)
 
@@ -53,4 +54,4 @@ class ArmFolder:
 
     @property
     def log_file(self) -> Path:
-        return self.root / "train_log.jsonl"
+        return self.root / TRAIN_LOG

@@ -27,11 +27,9 @@ from omegaconf import DictConfig
 
 from sea.config import select, select_or
 from sea.integrity import check_input
-from sea.layout import instance_subdir, manifest_name, manifest_path
+from sea.layout import TRAIN_LOG, instance_subdir, manifest_name, manifest_path
 from sea.training.arms import ArmFolder, arm_config
 from sea.utils.dist import ProcessInfo, process_info
-
-LOG_FILE = "train_log.jsonl"
 
 
 def hardware(cfg: DictConfig) -> dict[str, Any]:
@@ -151,7 +149,7 @@ class TrainingRecipe:
         record = self.save(accelerator, result.model, out, metrics)
         if self.proc.is_main:
             if self.folder.log_file.is_file():
-                (out / LOG_FILE).write_bytes(self.folder.log_file.read_bytes())
+                (out / TRAIN_LOG).write_bytes(self.folder.log_file.read_bytes())
             write_json(out / "metrics.json", {"arm": self.arm, "seed": self.seed, **record, **metrics})
         accelerator.wait_for_everyone()
         del accelerator, parts, result
