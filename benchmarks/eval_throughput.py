@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     from sea.config import compose, select
-    from sea.eval.runner import AnswerGenerator, benchmark_specs, load_questions
+    from sea.eval.batch_generate import AnswerGenerator, benchmark_specs, load_questions
     from sea.models.tiny import build_tiny_mllm
     from sea.world.generate import generate_world
 

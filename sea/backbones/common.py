@@ -1,17 +1,11 @@
-"""Small pieces both trainers share: seeding, AdamW parameter groups, the LR schedule, step logging."""
+"""Small pieces both trainers share: seeding (`sea.utils.seed`), AdamW parameter groups, the LR schedule."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-
-def seed_everything(seed: int) -> None:
-    """Seed torch's global generator (model init, dropout). CPU kernels are deterministic for a fixed
-    thread count; no process-wide switches are flipped (stages may share a process)."""
-    import torch
-
-    torch.manual_seed(seed)
+from sea.utils.seed import seed_everything  # noqa: F401 (the trainers seed through here)
 
 
 def param_groups(model: Any, weight_decay: float) -> list[dict]:

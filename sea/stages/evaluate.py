@@ -84,9 +84,9 @@ def diagnostic_inputs(
 ) -> tuple[list[Any], list[str] | None, list[dict] | None, list[str]] | None:
     """(pixels, captions, world ground-truth rows or None, words) for the diagnostics, or None when
     there is nothing to run them on (see conf/eval/default.yaml)."""
+    from sea.eval.batch_generate import EvalQuestion as Q
+    from sea.eval.batch_generate import open_image, preprocess_image
     from sea.eval.diagnostics import read_wordlist, world_caption, world_words
-    from sea.eval.runner import EvalQuestion as Q
-    from sea.eval.runner import open_image, preprocess_image
     from sea.utils.io import read_json, read_jsonl
 
     limit = int(dcfg.get("max_images") or 64)
@@ -123,8 +123,8 @@ def stage1_probe(
 ) -> dict[str, float]:
     """Caption grounding of the run's stage-1 model (`sea.eval.grounding`) on the world's eval images;
     empty without world ground truth."""
+    from sea.eval.batch_generate import EvalQuestion, open_image, preprocess_image
     from sea.eval.grounding import run_probe
-    from sea.eval.runner import EvalQuestion, open_image, preprocess_image
     from sea.models.adapter import load_adapter
     from sea.models.mllm import SeaMLLM
     from sea.utils.io import read_jsonl
@@ -152,9 +152,15 @@ def build(cfg: DictConfig, out: Path, arm: str) -> dict:
     import torch
 
     from sea import tracking
+    from sea.eval.batch_generate import (
+        AnswerGenerator,
+        benchmark_specs,
+        process_info,
+        run_benchmark,
+        score_benchmark,
+    )
     from sea.eval.diagnostics import run_diagnostics
     from sea.eval.report import flat_metrics, markdown_table, metric_name
-    from sea.eval.runner import AnswerGenerator, benchmark_specs, process_info, run_benchmark, score_benchmark
     from sea.models.mllm import SeaMLLM
     from sea.utils.io import write_json
 

@@ -30,6 +30,7 @@ from sea.integrity import check_input
 from sea.layout import TRAIN_LOG, instance_subdir, manifest_name, manifest_path
 from sea.training.arms import ArmFolder, arm_config
 from sea.utils.dist import ProcessInfo, process_info
+from sea.utils.seed import seed_everything
 
 
 def hardware(cfg: DictConfig) -> dict[str, Any]:
@@ -39,18 +40,6 @@ def hardware(cfg: DictConfig) -> dict[str, Any]:
         "mixed_precision": str(select_or(cfg, "hardware.mixed_precision", "no")),
         "num_workers": int(select_or(cfg, "hardware.num_workers", 0)),
     }
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, numpy's and torch's global generators (the model initialisation draws from them)."""
-    import random
-
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def load_training_samples(cfg: DictConfig, dataset: str) -> list[dict]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from sea.eval.batch_generate import EvalQuestion as Q
+from sea.eval.batch_generate import open_image, preprocess_image
 from sea.eval.diagnostics import (
     WordTable,
     decode_accuracy,
@@ -17,8 +19,6 @@ from sea.eval.diagnostics import (
     world_caption,
     world_words,
 )
-from sea.eval.runner import EvalQuestion as Q
-from sea.eval.runner import open_image, preprocess_image
 
 
 class CharTokenizer:

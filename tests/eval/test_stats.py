@@ -16,9 +16,9 @@ from sea.config import select
 from sea.errors import SeaError
 from sea.eval import compare as C
 from sea.eval import render, stats
+from sea.eval.batch_generate import benchmark_specs, score_benchmark
 from sea.eval.outcomes import point_headline
 from sea.eval.render import average_lines
-from sea.eval.runner import benchmark_specs, score_benchmark
 from sea.eval.scorers.mmbench import read_mmbench_tsv, row_options
 from sea.stages import report as R
 

@@ -1,4 +1,4 @@
-"""Benchmark runner: LLaVA question files in, LLaVA answer files out, batched greedy generation.
+"""Batched generation over benchmarks: LLaVA question files in, LLaVA answer files out, greedy decoding.
 
 - Registry: `eval.benchmarks` names entries of `data.eval_sets` (question file, image folder, annotations,
   `format`, for VQAv2 test-dev `all_questions`); `eval.registry.<name>` adds the scorer (null: scored by

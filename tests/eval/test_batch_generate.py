@@ -10,7 +10,7 @@ import pytest
 from sea.config import select
 from sea.errors import SeaError
 from sea.eval.answers import read_answers
-from sea.eval.runner import (
+from sea.eval.batch_generate import (
     MC_SUFFIX,
     AnswerGenerator,
     BenchmarkSpec,
