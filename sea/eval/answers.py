@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sea.errors import SeaError
+from sea.utils.io import write_jsonl
 
 # shortuuid's default alphabet (57 characters, no look-alikes) and length.
 _ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -60,12 +61,7 @@ def make_answer(
 
 def write_answers(path: str | Path, answers: Iterable[dict]) -> Path:
     """JSON lines, one answer per line (LLaVA writes `json.dumps(...)` with ASCII escapes; so do we)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
-        for a in answers:
-            f.write(json.dumps(a) + "\n")
-    return path
+    return write_jsonl(path, answers, ensure_ascii=True)
 
 
 def read_answers(path: str | Path) -> list[dict[str, Any]]:

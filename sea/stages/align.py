@@ -81,7 +81,6 @@ class AlignRecipe(TrainingRecipe):
     """Stage 1 of one arm: frozen tower and LLM, trainable adapter (+ logit scale for SEA)."""
 
     stage = "align"
-    keep_checkpoints = 2
 
     def setup(self) -> TrainingParts:
         from sea.models.mllm import SeaMLLM
@@ -113,7 +112,7 @@ class AlignRecipe(TrainingRecipe):
             )
             sea_loss = SeaLoss(sea, table)
         module = AlignModule(mllm, sea_loss, sea.weight)
-        cast_frozen(module, settings.frozen_torch_dtype(self.hardware["mixed_precision"]))
+        cast_frozen(module, settings.frozen_torch_dtype(self.hardware.mixed_precision))
         if settings.gradient_checkpointing:
             mllm.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
@@ -126,10 +125,10 @@ class AlignRecipe(TrainingRecipe):
         dataset = ConversationDataset(
             samples,
             mllm.tokenizer,
-            str(acfg.get("template", "plain")),
+            str(acfg["template"]),
             select(cfg, "data.pretrain.image_folder"),
             mllm.vision.preprocess,
-            image_aspect_ratio=str(acfg.get("image_aspect_ratio", "none")),
+            image_aspect_ratio=str(acfg["image_aspect_ratio"]),
             image_mean=image_mean(mllm.vision.preprocess_cfg),
             labels=labels,
             num_patches=mllm.vision.num_patches,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import types
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,39 @@ from sea.integrity import check_input
 from sea.layout import adapter_path as stage1_adapter
 from sea.stages.base import Stage
 from sea.training.recipe import TrainingParts, TrainingRecipe, is_sharded, load_training_samples, train_stage
+from sea.utils.settings import require, settings_from
 
 log = logging.getLogger(__name__)
 
 LLM_TUNING = ("full", "lora", "frozen")
+
+
+@dataclass(frozen=True)
+class Tune:
+    """`instruct.tune`: what trains. The LLM (`full`, `lora` or `frozen`), the adapter (with its own lr,
+    null: `train.lr`) and the vision tower (with its own lr)."""
+
+    llm: str
+    adapter: bool
+    adapter_lr: float | None
+    vision: bool
+    vision_lr: float | None
+
+    def __post_init__(self) -> None:
+        require(self.llm in LLM_TUNING, "instruct.tune.llm", f"one of {LLM_TUNING}", self.llm)
+
+
+@dataclass(frozen=True)
+class Lora:
+    """`instruct.lora`: peft's LoRA settings (LLaVA's recipe in conf/instruct/lora.yaml) and whether the
+    LoRA weights are merged into the LLM before saving."""
+
+    r: int
+    alpha: int
+    dropout: float
+    target_modules: Any  # `all-linear` or a list of module names
+    bias: str
+    merge: bool
 
 
 def unfreeze_vision(tower: Any) -> None:
@@ -47,26 +77,26 @@ def unfreeze_vision(tower: Any) -> None:
     tower.forward = types.MethodType(forward, tower)
 
 
-def apply_lora(llm: Any, lcfg: dict[str, Any]) -> Any:
+def apply_lora(llm: Any, lora: Lora) -> Any:
     """Wrap the LLM with peft LoRA adapters (all linear layers but the output head by default)."""
     try:
         from peft import LoraConfig, get_peft_model
     except ImportError as err:
         raise SeaError("instruct.tune.llm=lora needs peft: pip install peft") from err
-    targets = lcfg.get("target_modules", "all-linear")
+    targets = lora.target_modules
     config = LoraConfig(
-        r=int(lcfg["r"]),
-        lora_alpha=int(lcfg["alpha"]),
-        lora_dropout=float(lcfg.get("dropout", 0.0)),
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
         target_modules=targets if isinstance(targets, str) else list(targets),
-        bias=str(lcfg.get("bias", "none")),
+        bias=lora.bias,
         task_type="CAUSAL_LM",
     )
     return get_peft_model(llm, config)
 
 
 def save_model(
-    accelerator: Any, prepared: Any, mllm: Any, out: Path, merge_lora: bool, dtype: Any, cfg: DictConfig
+    accelerator: Any, prepared: Any, mllm: Any, out: Path, lora: Lora, dtype: Any, cfg: DictConfig
 ) -> None:
     """Write the trained model with `SeaMLLM.save_pretrained` (main process). Sharded models (FSDP,
     ZeRO-3) are gathered into a fresh copy first."""
@@ -78,13 +108,13 @@ def save_model(
 
         fresh = SeaMLLM.from_config(cfg)
         if _is_peft(mllm.llm):
-            fresh.llm = apply_lora(fresh.llm, dict(select(cfg, "instruct.lora")))
+            fresh.llm = apply_lora(fresh.llm, lora)
         own = {k[len("mllm.") :]: v for k, v in state.items() if k.startswith("mllm.")}
         fresh.load_state_dict(own, strict=False)
         mllm = fresh
     elif not accelerator.is_main_process:
         return
-    if _is_peft(mllm.llm) and merge_lora:
+    if _is_peft(mllm.llm) and lora.merge:
         mllm.llm = mllm.llm.merge_and_unload()
     elif _is_peft(mllm.llm):
         raise SeaError(
@@ -103,7 +133,6 @@ class InstructRecipe(TrainingRecipe):
     optionally the vision tower train on the instruction data."""
 
     stage = "instruct"
-    keep_checkpoints = 1
 
     def setup(self) -> TrainingParts:
         from sea.models.adapter import load_adapter
@@ -114,10 +143,8 @@ class InstructRecipe(TrainingRecipe):
         from sea.training.optim import ParamGroupSpec, param_groups
 
         cfg, icfg, settings, arm, seed = self.cfg, self.section, self.settings, self.arm, self.seed
-        tune = dict(icfg.get("tune") or {})
-        llm_mode = str(tune.get("llm", "full"))
-        if llm_mode not in LLM_TUNING:
-            raise SeaError(f"instruct.tune.llm must be one of {LLM_TUNING}, got {llm_mode!r}")
+        tune = settings_from(Tune, icfg["tune"], "instruct.tune")
+        self.lora = lora = settings_from(Lora, icfg["lora"], "instruct.lora")
         adapter_path = stage1_adapter(icfg["adapters"], seed, arm)
         if not adapter_path.is_file():
             raise SeaError(
@@ -127,15 +154,15 @@ class InstructRecipe(TrainingRecipe):
 
         mllm = SeaMLLM.from_config(cfg)
         load_adapter(adapter_path, mllm.adapter)
-        mllm.set_trainable(adapter=bool(tune.get("adapter", True)), llm=llm_mode == "full")
-        if llm_mode == "lora":
-            mllm.llm = apply_lora(mllm.llm, dict(icfg["lora"]))
-        if tune.get("vision"):
+        mllm.set_trainable(adapter=tune.adapter, llm=tune.llm == "full")
+        if tune.llm == "lora":
+            mllm.llm = apply_lora(mllm.llm, lora)
+        if tune.vision:
             unfreeze_vision(mllm.vision)
         if mllm.tokenizer is None or mllm.tokenizer.pad_token_id is None:
             raise SeaError("the LLM's tokenizer has no pad token")
         module = InstructModule(mllm)
-        cast_frozen(module, settings.frozen_torch_dtype(self.hardware["mixed_precision"]))
+        cast_frozen(module, settings.frozen_torch_dtype(self.hardware.mixed_precision))
         if settings.gradient_checkpointing:
             mllm.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
@@ -146,13 +173,13 @@ class InstructRecipe(TrainingRecipe):
             str(icfg["template"]),
             select(cfg, "data.instruct.image_folder"),
             mllm.vision.preprocess,
-            image_aspect_ratio=str(icfg.get("image_aspect_ratio", "pad")),
+            image_aspect_ratio=str(icfg["image_aspect_ratio"]),
             image_mean=image_mean(mllm.vision.preprocess_cfg),
         )
         collator = Collator(mllm.tokenizer.pad_token_id)
-        specs = [ParamGroupSpec("adapter", mllm.adapter, tune.get("adapter_lr"))]
-        if tune.get("vision"):
-            specs.append(ParamGroupSpec("vision", mllm.vision, tune.get("vision_lr")))
+        specs = [ParamGroupSpec("adapter", mllm.adapter, tune.adapter_lr)]
+        if tune.vision:
+            specs.append(ParamGroupSpec("vision", mllm.vision, tune.vision_lr))
         specs.append(ParamGroupSpec("llm", mllm.llm))
         groups = param_groups(specs, settings.lr, settings.weight_decay)
         self.mllm = mllm
@@ -162,15 +189,15 @@ class InstructRecipe(TrainingRecipe):
         from sea.training.loop import DTYPES
 
         icfg = self.section
-        save_dtype = str(icfg.get("save_dtype", "auto"))
+        save_dtype = str(icfg["save_dtype"])
         if save_dtype != "auto" and save_dtype not in DTYPES:
             raise SeaError(
                 f"instruct.save_dtype must be 'auto' or one of {sorted(DTYPES)}, got {save_dtype!r}"
             )
-        mixed = self.hardware["mixed_precision"]
+        mixed = self.hardware.mixed_precision
         dtype = self.settings.frozen_torch_dtype(mixed) if save_dtype == "auto" else DTYPES[save_dtype]
         mllm, self.mllm = self.mllm, None
-        save_model(accelerator, model, mllm, out, bool(icfg["lora"].get("merge", True)), dtype, self.cfg)
+        save_model(accelerator, model, mllm, out, self.lora, dtype, self.cfg)
         return {}
 
 

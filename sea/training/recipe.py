@@ -25,21 +25,47 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from sea.config import select, select_or
+from sea.config import select
 from sea.integrity import check_input
 from sea.layout import TRAIN_LOG, instance_subdir, manifest_name, manifest_path
 from sea.training.arms import ArmFolder, arm_config
 from sea.utils.dist import ProcessInfo, process_info
 from sea.utils.seed import seed_everything
+from sea.utils.settings import settings_from
 
 
-def hardware(cfg: DictConfig) -> dict[str, Any]:
-    """`hardware` with defaults: device, mixed_precision, num_workers."""
-    return {
-        "device": str(select_or(cfg, "hardware.device", "cpu")),
-        "mixed_precision": str(select_or(cfg, "hardware.mixed_precision", "no")),
-        "num_workers": int(select_or(cfg, "hardware.num_workers", 0)),
-    }
+@dataclass(frozen=True)
+class Hardware:
+    """The `hardware` section (conf/hardware/*.yaml): where and how the processes run."""
+
+    device: str
+    num_processes: int
+    mixed_precision: str
+    accelerate_config: str | None
+    num_workers: int
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> Hardware:
+        return settings_from(cls, select(cfg, "hardware"), "hardware")
+
+
+@dataclass(frozen=True)
+class CheckpointSettings:
+    """`<stage>.checkpoint`: where a run's resume state lives, every how many optimizer steps it is
+    saved (0: never), how many are kept, and whether existing ones are discarded first."""
+
+    dir: str
+    every: int
+    keep: int
+    restart: bool
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """`<stage>.log`: a step-log row every `every` optimizer steps; a progress bar."""
+
+    every: int
+    progress: bool
 
 
 def load_training_samples(cfg: DictConfig, dataset: str) -> list[dict]:
@@ -51,12 +77,6 @@ def load_training_samples(cfg: DictConfig, dataset: str) -> list[dict]:
     check_input(prepared, "prepare", [manifest_name(dataset)])
     rows = read_manifest(manifest_path(prepared, dataset))
     return load_samples(select(cfg, f"data.{dataset}.json"), rows)
-
-
-def checkpoint_dir(cfg: DictConfig, stage: str) -> Path:
-    """`<stage>.checkpoint.dir`, by default `checkpoints/<stage>` beside the stage's output folder."""
-    value = select_or(cfg, f"{stage}.checkpoint.dir")
-    return Path(value) if value else Path(select(cfg, f"paths.{stage}")).parent / "checkpoints" / stage
 
 
 def remove_checkpoints(root: Path, instance: str) -> None:
@@ -92,11 +112,9 @@ class TrainingParts:
 
 
 class TrainingRecipe:
-    """One training run (stage, arm, seed). Subclasses set `stage` and `keep_checkpoints` (the default
-    of `<stage>.checkpoint.keep`) and implement `setup` and `save`."""
+    """One training run (stage, arm, seed). Subclasses set `stage` and implement `setup` and `save`."""
 
     stage: str = ""
-    keep_checkpoints: int = 1
 
     def __init__(self, cfg: DictConfig, arm: str, stage_record: dict[str, Any], proc: ProcessInfo) -> None:
         from sea.training.loop import TrainSettings
@@ -105,18 +123,23 @@ class TrainingRecipe:
         self.arm = arm
         self.proc = proc
         self.seed = int(select(cfg, "seed"))
-        self.hardware = hardware(cfg)
+        self.hardware = Hardware.from_config(cfg)
         # `<stage>` with the arm's overrides merged in
         self.section = arm_config(select(cfg, self.stage), arm)
         self.settings = TrainSettings.from_config(self.section["train"], f"{self.stage}.train")
+        where = self.stage
+        self.checkpoints = settings_from(
+            CheckpointSettings, self.section["checkpoint"], f"{where}.checkpoint"
+        )
+        self.log = settings_from(LogSettings, self.section["log"], f"{where}.log")
         fingerprint = {
             **stage_record["params"],
             "deps": stage_record["deps"],
             "instance": stage_record.get("instance"),
             "processes": proc.world_size,
-            "mixed_precision": self.hardware["mixed_precision"],
+            "mixed_precision": self.hardware.mixed_precision,
         }
-        self.folder = ArmFolder(checkpoint_dir(cfg, self.stage), instance_subdir(self.seed, arm), fingerprint)
+        self.folder = ArmFolder(self.checkpoints.dir, instance_subdir(self.seed, arm), fingerprint)
 
     def setup(self) -> TrainingParts:
         raise NotImplementedError
@@ -158,15 +181,14 @@ class TrainingRecipe:
             layout = BatchLayout(settings.global_batch_size, settings.per_device_batch_size, processes)
             return layout.accumulation
 
-        accelerator = loop.make_accelerator(hw["mixed_precision"], hw["device"], accumulation)
-        ck = self.section.get("checkpoint") or {}
-        logc = self.section.get("log") or {}
+        accelerator = loop.make_accelerator(hw.mixed_precision, hw.device, accumulation)
+        ck = self.checkpoints
         checkpoints = CheckpointManager(
             self.folder.state_dir,
             self.folder.fingerprint,
-            int(ck.get("every", 0)),
-            int(ck.get("keep", self.keep_checkpoints)),
-            bool(ck.get("restart", False)),
+            ck.every,
+            ck.keep,
+            ck.restart,
             restart_key=f"{self.stage}.checkpoint.restart",
         )
         if checkpoints.restart and self.proc.is_main:
@@ -180,9 +202,9 @@ class TrainingRecipe:
             accelerator=accelerator,
             seed=self.seed,
             run=loop.RunOptions(
-                log_every=int(logc.get("every", 1)),
-                progress=bool(logc.get("progress", True)),
-                num_workers=hw["num_workers"],
+                log_every=self.log.every,
+                progress=self.log.progress,
+                num_workers=hw.num_workers,
                 name=f"{self.stage}[{self.arm}, seed {self.seed}]",
                 log_file=self.folder.log_file,
             ),
@@ -197,8 +219,9 @@ def train_stage(
 ) -> dict[str, float]:
     """A training stage's build: train `arm` at the config's seed into `out`, then drop the run's resume
     state. Under several processes every rank trains (data parallel); only the main one writes."""
-    proc = process_info(cpu=hardware(cfg)["device"] == "cpu")
-    metrics = recipe(cfg, arm, stage_record, proc).run(out)
+    proc = process_info(cpu=Hardware.from_config(cfg).device == "cpu")
+    run = recipe(cfg, arm, stage_record, proc)
+    metrics = run.run(out)
     if proc.is_main:  # the run is in `out` now: its resume state is no longer needed
-        remove_checkpoints(checkpoint_dir(cfg, recipe.stage), instance_subdir(select(cfg, "seed"), arm))
+        remove_checkpoints(Path(run.checkpoints.dir), instance_subdir(run.seed, arm))
     return metrics

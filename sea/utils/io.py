@@ -59,12 +59,13 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return path
 
 
-def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
+def write_jsonl(path: str | Path, rows: Iterable[dict], ensure_ascii: bool = False) -> Path:
+    """JSON lines, one row per line (UTF-8; `ensure_ascii` escapes non-ASCII as `json.dumps` does)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as f:
         for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.write(json.dumps(row, ensure_ascii=ensure_ascii) + "\n")
     return path
 
 
