@@ -127,7 +127,8 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
     from sea.training.loop import TrainSettings, cast_frozen, train_arm
     from sea.training.modules import AlignModule
     from sea.training.optim import ParamGroupSpec, param_groups
-    from sea.training.sea_loss import SeaLoss, SeaSettings, label_embedding_table
+    from sea.training.data import BatchLayout
+    from sea.training.sea_loss import SeaLoss, SeaSettings, label_embedding_table, window_table
 
     acfg = arm_config(select(cfg, "align"), arm)
     settings = TrainSettings.from_config(acfg["train"], "align.train")
@@ -175,6 +176,17 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
             mllm.llm.get_input_embeddings(), mllm.tokenizer, labels.words, sea.word_prefix, sea.tokenize
         )
         sea_loss = SeaLoss(sea, table)
+        layout = BatchLayout(settings.global_batch_size, settings.per_device_batch_size, proc.world_size)
+        sea_loss.accumulation = layout.accumulation
+        log.info(
+            "align[%s]: SEA contrastive batch = the pairs of %d images (%s), about %d windows each",
+            arm,
+            layout.per_device * (proc.world_size if sea.gathers(proc.world_size) else 1),
+            f"gathered over {proc.world_size} processes"
+            if sea.gathers(proc.world_size)
+            else "one process's micro-batch",
+            len(window_table(mllm.vision.grid, sea.window)),
+        )
     module = AlignModule(mllm, sea_loss, sea.weight)
     cast_frozen(module, settings.frozen_torch_dtype(hw["mixed_precision"]))
     if settings.gradient_checkpointing:
