@@ -150,6 +150,7 @@ def build(cfg: DictConfig, out: Path) -> dict:
         min_length=int(wl_cfg.get("min_length", 2)),
         keep=keep,
         allow=wl_cfg.get("allow") or (),
+        block=wl_cfg.get("block") or (),
     )
     (out / "wordlist.txt").write_text("".join(w + "\n" for w in wordlist.words), encoding="utf-8")
     report["wordlist"] = {
