@@ -1,7 +1,8 @@
 """Alignment diagnostics of visual tokens against the LLM's input embeddings (sea-method.md 7.5).
 
-- Word embeddings Psi(w): the mean of the LLM input-embedding rows of `tokenize(" " + w)` without special
-  tokens (Eq. 10, the same definition as the SEA label embedding).
+- Word embeddings Psi(w): exactly the SEA loss's label embedding (Eq. 10), computed by the same
+  function (`sea.training.sea_loss.label_embedding_table`: the mean input embedding of the tokens that
+  `word_prefix + w` gets in context, with `align.sea`'s `word_prefix` and `tokenize`).
 - Nearest-word decoding (Eq. 4): each visual token (adapter output) -> the word with the highest cosine.
   On the shapes world, scored against the per-patch ground truth: an object patch is right when its
   word is the object's colour or shape; background patches are reported apart (right when the word is
@@ -35,23 +36,6 @@ CHUNK = 4096  # visual tokens per similarity chunk
 # --------------------------------------------------------------------------------------- embeddings
 
 
-def word_token_ids(tokenizer: Any, words: Sequence[str]) -> list[list[int]]:
-    """Token ids of `" " + word` for each word, without special tokens."""
-    return [list(tokenizer.encode(" " + w, add_special_tokens=False)) for w in words]
-
-
-def mean_embeddings(embedding: torch.Tensor, ids: Sequence[Sequence[int]]) -> torch.Tensor:
-    """Mean embedding row per id list (fp32); SeaError for an empty list."""
-    empty = [i for i, x in enumerate(ids) if not x]
-    if empty:
-        raise SeaError(f"{len(empty)} word(s) tokenize to nothing (positions {empty[:10]})")
-    flat = torch.tensor([t for x in ids for t in x], dtype=torch.long, device=embedding.device)
-    offsets = torch.tensor(
-        [0, *torch.tensor([len(x) for x in ids]).cumsum(0)[:-1].tolist()], device=embedding.device
-    )
-    return F.embedding_bag(flat, embedding.float(), offsets, mode="mean")
-
-
 @dataclass
 class WordTable:
     """A word list with its Psi(w) rows (fp32) and their unit-norm copies."""
@@ -61,18 +45,34 @@ class WordTable:
     unit: torch.Tensor  # (q, d)
 
     @classmethod
-    def build(cls, words: Sequence[str], tokenizer: Any, embedding: torch.Tensor) -> WordTable:
-        """From the LLM tokenizer and input-embedding matrix (`llm.get_input_embeddings().weight`)."""
+    def build(
+        cls,
+        words: Sequence[str],
+        tokenizer: Any,
+        embedding: torch.Tensor,
+        word_prefix: str = " ",
+        tokenize: str = "in_context",
+    ) -> WordTable:
+        """From the LLM tokenizer and input-embedding matrix (`llm.get_input_embeddings().weight`), with
+        the SEA loss's label embedding; words without tokens are left out."""
+        from sea.training.sea_loss import label_embedding_table
+
         words = [w for w in dict.fromkeys(str(w).strip() for w in words) if w]
         if not words:
             raise SeaError("the word list for the diagnostics is empty")
-        with torch.no_grad():
-            vectors = mean_embeddings(embedding.detach(), word_token_ids(tokenizer, words))
+        vectors, has = label_embedding_table(embedding.detach(), tokenizer, words, word_prefix, tokenize)
+        has = has.to(vectors.device)
+        if not bool(has.all()):
+            words = [w for w, ok in zip(words, has.tolist(), strict=True) if ok]
+            vectors = vectors[has]
         return cls(words, vectors, F.normalize(vectors, dim=-1))
 
     @classmethod
-    def from_model(cls, model: Any, words: Sequence[str]) -> WordTable:
-        return cls.build(words, model.tokenizer, model.llm.get_input_embeddings().weight)
+    def from_model(
+        cls, model: Any, words: Sequence[str], word_prefix: str = " ", tokenize: str = "in_context"
+    ) -> WordTable:
+        weight = model.llm.get_input_embeddings().weight
+        return cls.build(words, model.tokenizer, weight, word_prefix, tokenize)
 
     def index(self, word: str) -> int | None:
         try:
@@ -201,12 +201,16 @@ def run_diagnostics(
     batch_size: int = 16,
     tacs_k: int = 10,
     examples: int = 2,
+    word_prefix: str = " ",
+    tokenize: str = "in_context",
+    table: WordTable | None = None,
 ) -> tuple[dict[str, float], str]:
     """Metrics (rates in percent) and a text dump of the decoded word grid of the first `examples` images.
 
     `pixels` are preprocessed images; `captions` (one per image) enable TACS; `truth_rows` (world
-    ground-truth rows, one per image) enable the nearest-word accuracy."""
-    table = WordTable.from_model(model, words)
+    ground-truth rows, one per image) enable the nearest-word accuracy. Words are embedded as the SEA
+    loss embeds labels (`word_prefix`, `tokenize`: `align.sea`'s), or given as `table`."""
+    table = table or WordTable.from_model(model, words, word_prefix, tokenize)
     embedding = model.llm.get_input_embeddings().weight
     grid = tuple(model.vision.grid)
     total_gap, n_tokens, cos_sum = 0.0, 0, 0.0

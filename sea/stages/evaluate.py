@@ -96,7 +96,7 @@ def diagnostic_inputs(
         images = [open_image(Q(r["id"], "", "", image=r["image"]), root) for r in rows]
         captions = [world_caption(r) for r in rows]
     elif dcfg.get("captions"):
-        samples = read_json(dcfg["captions"])[:limit]
+        samples = held_out_samples(read_json(dcfg["captions"]), dcfg, limit)
         folder = Path(dcfg["image_folder"]) if dcfg.get("image_folder") else None
         images = [open_image(Q(s.get("id"), "", "", image=s["image"]), folder) for s in samples]
         captions = [next(t["value"] for t in s["conversations"] if t.get("from") == "gpt") for s in samples]
@@ -114,6 +114,27 @@ def diagnostic_inputs(
         return None
     pixels = [preprocess_image(model, im, aspect) for im in images]
     return pixels, captions, rows, words
+
+
+def held_out_samples(samples: list[dict], dcfg: dict[str, Any], limit: int) -> list[dict]:
+    """The first `limit` caption samples that no stage trained on: those of the `held_out` manifest
+    (`prepare`'s `pretrain_heldout.jsonl`) when given, and never one whose image is in a `trained`
+    manifest (same image folder)."""
+    from sea.eval.answers import read_jsonl
+
+    if dcfg.get("held_out"):
+        path = Path(dcfg["held_out"])
+        if not path.is_file():
+            raise SeaError(f"{path}: no held-out manifest; set data.pretrain.holdout and run `prepare` again")
+        samples = [samples[int(r["index"])] for r in read_jsonl(path)]
+    trained = {r.get("image") for m in dcfg.get("trained") or () if Path(m).is_file() for r in read_jsonl(m)}
+    kept = [s for s in samples if s.get("image") not in trained]
+    if samples and not kept:
+        raise SeaError(
+            f"diagnostics: all {len(samples)} caption images of {dcfg.get('captions')} were trained on; set "
+            "data.pretrain.holdout (prepare) or eval.diagnostics.captions to held-out images"
+        )
+    return kept[:limit]
 
 
 def stage1_probe(
@@ -205,6 +226,8 @@ def build(cfg: DictConfig, out: Path, arm: str) -> dict:
                 batch_size=batch_size,
                 tacs_k=int(dcfg.get("tacs_k", 10)),
                 examples=int(dcfg.get("examples", 4)),
+                word_prefix=str(select_or(cfg, "align.sea.word_prefix", " ")),
+                tokenize=str(select_or(cfg, "align.sea.tokenize", "in_context")),
             )
             scores["diagnostics"] = {"metrics": diag, "words": len(words), "images": len(pixels)}
             metrics |= {metric_name("diagnostics", *k.split("/")): v for k, v in diag.items()}

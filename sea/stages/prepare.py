@@ -3,6 +3,8 @@
 Outputs under `paths.prepared`:
 
 - `manifests/<dataset>.jsonl`: one row per kept sample, for `pretrain`, `instruct` and `eval_<name>`;
+  with `data.pretrain.holdout` = N, the last N kept pretrain samples go to `pretrain_heldout.jsonl`
+  instead (no stage trains on them: the alignment diagnostics' images);
 - `report.json`: per dataset the file, totals, skips by kind and the first problems; the word list's
   make-up;
 - `wordlist.txt`: the word list W, one word a line (captions = the gpt turns of the kept pretrain
@@ -108,6 +110,9 @@ def _strings(value: Any) -> Iterator[str]:
                 yield from _strings(v)
 
 
+HELD_OUT = "pretrain_heldout.jsonl"
+
+
 def select_or_none(cfg: DictConfig, key: str) -> Any:
     """`select`, or None when the key is missing."""
     try:
@@ -130,8 +135,16 @@ def build(cfg: DictConfig, out: Path) -> dict:
     results = validate_all(data, None if benchmarks is None else list(benchmarks))
     metrics: dict[str, int | float] = {}
     report: dict[str, Any] = {"validation": _validation_options(data), "datasets": {}}
+    holdout = int((data.get("pretrain") or {}).get("holdout") or 0)
     for name, result in results.items():
-        write_jsonl(out / "manifests" / f"{name}.jsonl", result.rows)
+        rows = result.rows
+        if name == "pretrain" and holdout > 0:  # images neither stage trains on, for the diagnostics
+            if holdout >= len(rows):
+                raise SeaError(f"data.pretrain.holdout={holdout} leaves none of {len(rows)} pretrain samples")
+            rows, held = rows[:-holdout], rows[-holdout:]
+            write_jsonl(out / "manifests" / HELD_OUT, held)
+            metrics["pretrain/held_out"] = len(held)
+        write_jsonl(out / "manifests" / f"{name}.jsonl", rows)
         report["datasets"][name] = result.summary(REPORT_PROBLEMS)
         metrics.update(result.metrics(name))
         if name in ("pretrain", "instruct"):

@@ -285,7 +285,7 @@ def _word_token_ids(tokenizer: Any, words: Sequence[str], prefix: str, mode: str
 
 @torch.no_grad()
 def label_embedding_table(
-    embedding: nn.Embedding,
+    embedding: nn.Embedding | torch.Tensor,
     tokenizer: Any,
     words: Sequence[str],
     prefix: str = " ",
@@ -296,9 +296,11 @@ def label_embedding_table(
 
     Row w is the mean of the (frozen) input embeddings of the tokens of prefix + word; words that
     tokenize to nothing get a zero row and has_tokens False (they never enter the loss). Computed once:
-    the LLM's input embeddings do not train in stage 1.
+    the LLM's input embeddings do not train in stage 1. `embedding`: the module or its weight matrix.
+    The alignment diagnostics (`sea.eval.diagnostics.WordTable`) embed their words with this too.
     """
-    weight = embedding.weight if embedding.weight.dtype == torch.float32 else embedding.weight.float()
+    weight = embedding.weight if isinstance(embedding, nn.Module) else embedding
+    weight = weight if weight.dtype == torch.float32 else weight.float()
     table = torch.zeros(len(words), weight.shape[1], dtype=torch.float32, device=weight.device)
     has = torch.zeros(len(words), dtype=torch.bool)
     for start in range(0, len(words), chunk):
