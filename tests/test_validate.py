@@ -633,7 +633,7 @@ def test_prepare_build(tmp_path: Path):
 
 
 def test_prepare_holds_out_the_last_pretrain_samples_for_the_diagnostics(tmp_path: Path):
-    from sea.stages.evaluate import held_out_samples
+    from sea.eval.diagnostics import held_out_samples
 
     root, out = tmp_path / "world", tmp_path / "prepared"
     make_world(root)

@@ -96,6 +96,7 @@ def build_wordlist_detailed(
 ) -> WordList:
     """`build_wordlist`, with the count of words from each source."""
     from sea.data.blocklist import blocked
+
     if size < 0 or min_caption_count < 1 or min_length < 1:
         raise ValueError(
             "need size >= 0, min_caption_count >= 1, min_length >= 1; "

@@ -269,3 +269,124 @@ def world_words(rows: Sequence[dict[str, Any]]) -> list[str]:
         o[k] for r in rows for o in r.get("objects", []) for k in ("color", "shape")
     }
     return sorted(words)
+
+
+# --------------------------------------------------------------------------------------- inputs
+
+
+def diagnostic_inputs(
+    model: Any, dcfg: dict[str, Any], aspect: str
+) -> tuple[list[Any], list[str] | None, list[dict] | None, list[str]] | None:
+    """(pixels, captions, world ground-truth rows or None, words) for the diagnostics, or None when
+    there is nothing to run them on (see conf/eval/default.yaml)."""
+    from sea.eval.answers import read_json, read_jsonl
+    from sea.eval.runner import EvalQuestion as Q
+    from sea.eval.runner import open_image, preprocess_image
+
+    limit = int(dcfg.get("max_images") or 64)
+    gt_path = Path(dcfg["ground_truth"]) if dcfg.get("ground_truth") else None
+    rows: list[dict] | None = None
+    if gt_path is not None and gt_path.is_file():
+        rows = read_jsonl(gt_path)[:limit]
+        root = Path(dcfg.get("image_root") or gt_path.parent.parent)
+        images = [open_image(Q(r["id"], "", "", image=r["image"]), root) for r in rows]
+        captions = [world_caption(r) for r in rows]
+    elif dcfg.get("captions"):
+        samples = held_out_samples(read_json(dcfg["captions"]), dcfg, limit)
+        folder = Path(dcfg["image_folder"]) if dcfg.get("image_folder") else None
+        images = [open_image(Q(s.get("id"), "", "", image=s["image"]), folder) for s in samples]
+        captions = [next(t["value"] for t in s["conversations"] if t.get("from") == "gpt") for s in samples]
+    else:
+        log.info("diagnostics: no world ground truth at %s and no captions file: skipped", gt_path)
+        return None
+    wl = Path(dcfg["wordlist"]) if dcfg.get("wordlist") else None
+    if wl is not None and wl.is_file():
+        words = read_wordlist(wl)
+    elif rows is not None:
+        log.warning("diagnostics: word list %s not found: decoding over the world's vocabulary only", wl)
+        words = world_words(rows)
+    else:
+        log.info("diagnostics: word list %s not found: skipped", wl)
+        return None
+    pixels = [preprocess_image(model, im, aspect) for im in images]
+    return pixels, captions, rows, words
+
+
+def held_out_samples(samples: list[dict], dcfg: dict[str, Any], limit: int) -> list[dict]:
+    """The first `limit` caption samples that no stage trained on: those of the `held_out` manifest
+    (`prepare`'s `pretrain_heldout.jsonl`) when given, and never one whose image is in a `trained`
+    manifest (same image folder)."""
+    from sea.eval.answers import read_jsonl
+
+    if dcfg.get("held_out"):
+        path = Path(dcfg["held_out"])
+        if not path.is_file():
+            raise SeaError(f"{path}: no held-out manifest; set data.pretrain.holdout and run `prepare` again")
+        samples = [samples[int(r["index"])] for r in read_jsonl(path)]
+    trained = {r.get("image") for m in dcfg.get("trained") or () if Path(m).is_file() for r in read_jsonl(m)}
+    kept = [s for s in samples if s.get("image") not in trained]
+    if samples and not kept:
+        raise SeaError(
+            f"diagnostics: all {len(samples)} caption images of {dcfg.get('captions')} were trained on; set "
+            "data.pretrain.holdout (prepare) or eval.diagnostics.captions to held-out images"
+        )
+    return kept[:limit]
+
+
+# --------------------------------------------------------------------------------------- during stage 1
+
+
+class TrainingProbe:
+    """The diagnostics of a model under training every `every` optimizer steps (the paper's Fig. 5
+    tracks TACS over stage 1), on fixed held-out images, logged as MLflow curves `<prefix>/<name>`.
+    Call it as the loop's `after_step` hook; it runs on the main process only. The word table is built
+    once (the LLM's input embeddings are frozen in stage 1)."""
+
+    def __init__(
+        self,
+        model: Any,
+        inputs: tuple[list[Any], list[str] | None, list[dict] | None, list[str]],
+        every: int,
+        *,
+        word_prefix: str = " ",
+        tokenize: str = "in_context",
+        batch_size: int = 16,
+        tacs_k: int = 10,
+        prefix: str = "align_diag",
+    ) -> None:
+        self.model, self.every, self.prefix = model, int(every), prefix
+        self.pixels, self.captions, self.rows, words = inputs
+        self.table = WordTable.from_model(model, words, word_prefix, tokenize)
+        self.batch_size, self.tacs_k = batch_size, tacs_k
+        self.history: list[tuple[int, dict[str, float]]] = []
+
+    def measure(self) -> dict[str, float]:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            metrics, _ = run_diagnostics(
+                self.model,
+                self.pixels,
+                self.table.words,
+                self.captions,
+                self.rows,
+                batch_size=self.batch_size,
+                tacs_k=self.tacs_k,
+                examples=0,
+                table=self.table,
+            )
+        finally:
+            self.model.train(was_training)
+        return metrics
+
+    def __call__(self, state: Any, row: dict[str, float]) -> None:
+        if self.every <= 0 or state.step % self.every:
+            return
+        from sea.tracking import current
+
+        metrics = self.measure()
+        self.history.append((state.step, metrics))
+        current().log_metrics({f"{self.prefix}/{k}": v for k, v in metrics.items()}, step=state.step)
+        log.info(
+            "%s step %d: %s", self.prefix, state.step, ", ".join(f"{k} {v:.3f}" for k, v in metrics.items())
+        )

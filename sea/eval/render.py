@@ -255,8 +255,8 @@ def agreement_lines(label: Mapping[str, float]) -> list[str]:
         f"{a['patch_agreement']:.3f} vs chance {a['patch_chance']:.3f} (another image's caption); images "
         f"{a['image_agreement']:.3f} vs {a['image_chance']:.3f}",
         f"- stored labels, diversity: top-1 entropy {a['top1_entropy_bits']:.2f} bits, 10 most frequent "
-        f"top-1 words on {a['top10_share']:.3f} of labelled patches (the first on {a['top1_max_share']:.3f}), "
-        f"distinctness {a['distinctness']:.3f}",
+        f"top-1 words on {a['top10_share']:.3f} of labelled patches (the first on "
+        f"{a['top1_max_share']:.3f}), distinctness {a['distinctness']:.3f}",
     ]
     if "agreement/images" in label:
         lines.append(f"- caption agreement measured on {int(label['agreement/images'])} pretraining images")

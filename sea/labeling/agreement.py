@@ -71,7 +71,9 @@ def image_top_words(ids: torch.Tensor, num_words: int, n: int) -> torch.Tensor:
     """(B, n) per image the n word ids most often among its patches' kept labels (-1 where fewer)."""
     flat = ids.reshape(ids.shape[0], -1).long()
     counts = torch.zeros(ids.shape[0], num_words + 1, dtype=torch.float32)
-    counts.scatter_add_(1, torch.where(flat >= 0, flat, num_words), torch.ones_like(flat, dtype=torch.float32))
+    counts.scatter_add_(
+        1, torch.where(flat >= 0, flat, num_words), torch.ones_like(flat, dtype=torch.float32)
+    )
     counts = counts[:, :num_words]
     top, idx = counts.topk(min(n, num_words), dim=-1)
     return torch.where(top > 0, idx, torch.full_like(idx, -1))

@@ -123,11 +123,10 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
 
     from sea.models.mllm import SeaMLLM
     from sea.training.arms import ArmFolder, arm_config, folder_fingerprint
-    from sea.training.data import Collator, ConversationDataset
-    from sea.training.loop import TrainSettings, cast_frozen, train_arm
+    from sea.training.data import BatchLayout, Collator, ConversationDataset
+    from sea.training.loop import TrainHooks, TrainSettings, cast_frozen, train_arm
     from sea.training.modules import AlignModule
     from sea.training.optim import ParamGroupSpec, param_groups
-    from sea.training.data import BatchLayout
     from sea.training.sea_loss import SeaLoss, SeaSettings, label_embedding_table, window_table
 
     acfg = arm_config(select(cfg, "align"), arm)
@@ -219,6 +218,7 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
         specs.append(ParamGroupSpec("logit_scale", [sea_loss.logit_scale]))
     groups = param_groups(specs, settings.lr, settings.weight_decay)
 
+    probe = training_probe(cfg, acfg, mllm, sea, proc)
     accelerator, result = train_arm(
         "align",
         arm,
@@ -236,6 +236,7 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
         is_main=proc.is_main,
         tokens_per_image=mllm.vision.num_tokens,
         keep_default=2,
+        hooks=TrainHooks(after_step=probe) if probe is not None else None,
     )
 
     # ---- outputs ----------------------------------------------------------------------------------
@@ -250,6 +251,35 @@ def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, floa
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return metrics
+
+
+def training_probe(cfg: DictConfig, acfg: dict[str, Any], mllm: Any, sea: Any, proc: Any) -> Any:
+    """The alignment diagnostics every `align.diagnostics.every` steps on `eval.diagnostics`' held-out
+    images (`sea.eval.diagnostics.TrainingProbe`), on the main process; None when off or not possible."""
+    dcfg = dict(acfg.get("diagnostics") or {})
+    every = int(dcfg.get("every") or 0)
+    if every <= 0 or not proc.is_main:
+        return None
+    accelerate_cfg = str(select_or(cfg, "hardware.accelerate_config", "") or "")
+    if any(k in accelerate_cfg for k in ("fsdp", "zero3")):
+        log.warning("align.diagnostics: the adapter is sharded under %s, no curves", accelerate_cfg)
+        return None
+    from sea.eval.diagnostics import TrainingProbe, diagnostic_inputs
+
+    ecfg = dict(select_or(cfg, "eval.diagnostics", {}) or {})
+    ecfg["max_images"] = int(dcfg.get("max_images") or 16)
+    inputs = diagnostic_inputs(mllm, ecfg, str(acfg.get("image_aspect_ratio", "none")))
+    if inputs is None:
+        log.warning("align.diagnostics: no held-out images (eval.diagnostics), no curves")
+        return None
+    return TrainingProbe(
+        mllm,
+        inputs,
+        every,
+        word_prefix=sea.word_prefix,
+        tokenize=sea.tokenize,
+        tacs_k=int(ecfg.get("tacs_k", 10)),
+    )
 
 
 def write_run_outputs(out: Path, folder: Any, record: dict[str, Any]) -> None:

@@ -77,66 +77,6 @@ def model_folder(models: Any, instance: str, arm: str) -> Path:
     return folder
 
 
-def diagnostic_inputs(
-    model: Any, dcfg: dict[str, Any], aspect: str
-) -> tuple[list[Any], list[str] | None, list[dict] | None, list[str]] | None:
-    """(pixels, captions, world ground-truth rows or None, words) for the diagnostics, or None when
-    there is nothing to run them on (see conf/eval/default.yaml)."""
-    from sea.eval.answers import read_json, read_jsonl
-    from sea.eval.diagnostics import read_wordlist, world_caption, world_words
-    from sea.eval.runner import EvalQuestion as Q
-    from sea.eval.runner import open_image, preprocess_image
-
-    limit = int(dcfg.get("max_images") or 64)
-    gt_path = Path(dcfg["ground_truth"]) if dcfg.get("ground_truth") else None
-    rows: list[dict] | None = None
-    if gt_path is not None and gt_path.is_file():
-        rows = read_jsonl(gt_path)[:limit]
-        root = Path(dcfg.get("image_root") or gt_path.parent.parent)
-        images = [open_image(Q(r["id"], "", "", image=r["image"]), root) for r in rows]
-        captions = [world_caption(r) for r in rows]
-    elif dcfg.get("captions"):
-        samples = held_out_samples(read_json(dcfg["captions"]), dcfg, limit)
-        folder = Path(dcfg["image_folder"]) if dcfg.get("image_folder") else None
-        images = [open_image(Q(s.get("id"), "", "", image=s["image"]), folder) for s in samples]
-        captions = [next(t["value"] for t in s["conversations"] if t.get("from") == "gpt") for s in samples]
-    else:
-        log.info("diagnostics: no world ground truth at %s and no captions file: skipped", gt_path)
-        return None
-    wl = Path(dcfg["wordlist"]) if dcfg.get("wordlist") else None
-    if wl is not None and wl.is_file():
-        words = read_wordlist(wl)
-    elif rows is not None:
-        log.warning("diagnostics: word list %s not found: decoding over the world's vocabulary only", wl)
-        words = world_words(rows)
-    else:
-        log.info("diagnostics: word list %s not found: skipped", wl)
-        return None
-    pixels = [preprocess_image(model, im, aspect) for im in images]
-    return pixels, captions, rows, words
-
-
-def held_out_samples(samples: list[dict], dcfg: dict[str, Any], limit: int) -> list[dict]:
-    """The first `limit` caption samples that no stage trained on: those of the `held_out` manifest
-    (`prepare`'s `pretrain_heldout.jsonl`) when given, and never one whose image is in a `trained`
-    manifest (same image folder)."""
-    from sea.eval.answers import read_jsonl
-
-    if dcfg.get("held_out"):
-        path = Path(dcfg["held_out"])
-        if not path.is_file():
-            raise SeaError(f"{path}: no held-out manifest; set data.pretrain.holdout and run `prepare` again")
-        samples = [samples[int(r["index"])] for r in read_jsonl(path)]
-    trained = {r.get("image") for m in dcfg.get("trained") or () if Path(m).is_file() for r in read_jsonl(m)}
-    kept = [s for s in samples if s.get("image") not in trained]
-    if samples and not kept:
-        raise SeaError(
-            f"diagnostics: all {len(samples)} caption images of {dcfg.get('captions')} were trained on; set "
-            "data.pretrain.holdout (prepare) or eval.diagnostics.captions to held-out images"
-        )
-    return kept[:limit]
-
-
 def stage1_probe(
     cfg: DictConfig, pcfg: dict[str, Any], dcfg: dict[str, Any], instance: str, batch_size: int, out: Path
 ) -> dict[str, float]:
@@ -171,7 +111,7 @@ def build(cfg: DictConfig, out: Path, arm: str) -> dict:
     import torch
 
     from sea import tracking
-    from sea.eval.diagnostics import run_diagnostics
+    from sea.eval.diagnostics import diagnostic_inputs, run_diagnostics
     from sea.eval.report import flat_metrics, markdown_table, metric_name
     from sea.eval.runner import AnswerGenerator, benchmark_specs, process_info, run_benchmark, score_benchmark
     from sea.models.mllm import SeaMLLM

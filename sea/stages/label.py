@@ -88,7 +88,9 @@ def build(cfg: DictConfig, out: Path) -> dict:
     )
     # Caption agreement of every variant on a sample, before the long run: `auto` and the guard.
     check = _on_main(
-        proc, out / ".agreement.json", lambda: caption_check(cfg, lcfg, settings, tower, text, words, rows, mixed)
+        proc,
+        out / ".agreement.json",
+        lambda: caption_check(cfg, lcfg, settings, tower, text, words, rows, mixed),
     )
     if check["failure"]:
         raise SeaError(check["failure"])
@@ -204,7 +206,14 @@ def caption_check(
     """Caption agreement (`sea.labeling.agreement`) of every variant and of the labels about to be stored
     on the first `label.agreement.max_images` images; the variant (`auto` resolved), why, and the guard's
     verdict (`failure`: a message or None)."""
-    from sea.labeling.agreement import CaptionCheck, Guard, check_labels, format_table, pick_variant, variants_of
+    from sea.labeling.agreement import (
+        CaptionCheck,
+        Guard,
+        check_labels,
+        format_table,
+        pick_variant,
+        variants_of,
+    )
 
     acfg = dict(lcfg.get("agreement") or {})
     sample = rows[: int(acfg.get("max_images", 200))]
@@ -255,7 +264,6 @@ def _on_main(proc: Any, path: Path, compute: Any) -> dict[str, Any]:
     if proc.is_main:
         path.unlink()
     return result
-
 
 
 def write_agreement(qdir: Path, check: dict[str, Any]) -> None:

@@ -454,6 +454,7 @@ def train_arm(
     is_main: bool,
     tokens_per_image: int,
     keep_default: int,
+    hooks: TrainHooks | None = None,
 ) -> tuple[Any, TrainResult]:
     """One arm of a training stage: accelerator, resumable checkpoints in `folder`, then `train`."""
 
@@ -488,5 +489,6 @@ def train_arm(
         ),
         checkpoints=checkpoints,
         tokens_per_image=tokens_per_image,
+        hooks=hooks,
     )
     return accelerator, result

@@ -31,7 +31,10 @@ CAPTIONS = ["A red circle on the gray background.", "A blue square."]
 def test_caption_words_are_content_words_of_the_list() -> None:
     mask = caption_word_mask(CAPTIONS, WORDS)
     # "the" is a stop-word, "background" is not in the word list
-    assert mask.tolist() == [[True, False, True, False, True, False], [False, True, False, True, False, False]]
+    assert mask.tolist() == [
+        [True, False, True, False, True, False],
+        [False, True, False, True, False, False],
+    ]
 
 
 def test_other_image_is_never_the_image_itself() -> None:
@@ -149,7 +152,9 @@ def test_wrong_sign_labels_are_caught(world_root: Path, tower) -> None:
     assert pick_variant(report, variants_of("auto", "auto"))[0].endswith("/cosine")
     settings = LabelSettings(feature="proj", sign="neg_cosine", background=LabelSettings().background)
     assert check_labels("proj/neg_cosine", check.labels(settings), Guard(), check.images) is not None
-    assert check_labels("proj/cosine", check.labels(settings.with_variant("proj/cosine")), Guard(), 12) is None
+    assert (
+        check_labels("proj/cosine", check.labels(settings.with_variant("proj/cosine")), Guard(), 12) is None
+    )
     assert math.isclose(report["proj/cosine"]["labelled_fraction"], 1.0)
 
 
@@ -169,7 +174,10 @@ def test_stage_auto_records_the_choice_and_guard_stops_a_chance_labeler(label_cf
     out = Path(select(cfg, "paths.labels"))
     manifest = load_labels(out).manifest
     choice = manifest["variant_choice"]
-    assert choice["configured"] == "auto/auto" and choice["variant"] == f"{manifest['feature']}/{manifest['sign']}"
+    assert (
+        choice["configured"] == "auto/auto"
+        and choice["variant"] == f"{manifest['feature']}/{manifest['sign']}"
+    )
     assert choice["reason"].startswith("auto picked " + choice["variant"])
     assert metrics["agreement/auto"] == 1.0 and metrics["agreement/images"] == 8
     for v in variants_of("auto", "auto"):
