@@ -12,7 +12,13 @@ merges them into one manifest and writes the quality report (its metrics are the
 ranks return their own counts). Alone it is one process (no launcher needed). On CPU, two processes:
 `accelerate launch --config_file conf/hardware/accelerate/cpu_ddp.yaml -m sea label hardware=cpu_ddp`.
 
-Metrics: counts and throughput, and with ground truth `quality/<feature>/<sign>/<metric>` for every
+Before labeling, the main process measures caption agreement (`sea.labeling.agreement`) of every
+variant and of the labels to be stored on `label.agreement.max_images` images: `auto` feature/sign are
+resolved from it and the guard (`label.guard`) stops a run whose labels are at chance or collapsed.
+Written to `quality/agreement.{md,json}` and the manifest's `variant_choice`.
+
+Metrics: counts and throughput, `agreement/<feature>/<sign>/<metric>` and `agreement/labels/<metric>`,
+and with ground truth `quality/<feature>/<sign>/<metric>` for every
 variant, `quality/background/<filter>/<metric>` for the configured variant, `quality/labels/<metric>`
 for the stored labels and `quality/configured_is_best` (see `sea.labeling.quality`).
 """
