@@ -31,6 +31,11 @@ def instance_subdir(seed: int, arm: str) -> str:
     return f"seed{int(seed)}/{arm}"
 
 
+# `prepare`'s manifest of the pretrain samples held out of training (`data.pretrain.holdout`): the
+# images of the alignment diagnostics.
+HELD_OUT = "pretrain_heldout"
+
+
 def manifest_name(dataset: str) -> str:
     """`prepare`'s manifest of `dataset`, relative to the prepared folder."""
     return f"manifests/{dataset}.jsonl"

@@ -21,6 +21,7 @@ Metrics: `loss`, `loss_lm`, (`loss_sea`, `final_logit_scale`, ...), `steps`, `se
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from sea.integrity import check_input
 from sea.layout import ADAPTER_FILE
 from sea.stages.base import Stage
 from sea.training.recipe import TrainingParts, TrainingRecipe, is_sharded, load_training_samples, train_stage
+from sea.utils.settings import settings_from
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,15 @@ def save_adapter_from(accelerator: Any, model: Any, path: Path, adapter_type: st
         save_adapter(adapter.float(), path, type=adapter_type)
 
 
+@dataclass(frozen=True)
+class ProbeSettings:
+    """`align.diagnostics`: the alignment diagnostics every `every` optimizer steps (0: off) on
+    `max_images` of `eval.diagnostics`' held-out images."""
+
+    every: int
+    max_images: int
+
+
 class AlignRecipe(TrainingRecipe):
     """Stage 1 of one arm: frozen tower and LLM, trainable adapter (+ logit scale for SEA)."""
 
@@ -84,11 +95,11 @@ class AlignRecipe(TrainingRecipe):
 
     def setup(self) -> TrainingParts:
         from sea.models.mllm import SeaMLLM
-        from sea.training.data import Collator, ConversationDataset
-        from sea.training.loop import cast_frozen
+        from sea.training.data import BatchLayout, Collator, ConversationDataset
+        from sea.training.loop import TrainHooks, cast_frozen
         from sea.training.modules import AlignModule
         from sea.training.optim import ParamGroupSpec, param_groups
-        from sea.training.sea_loss import SeaLoss, SeaSettings, label_embedding_table
+        from sea.training.sea_loss import SeaLoss, SeaSettings, label_embedding_table, window_table
 
         cfg, acfg, settings = self.cfg, self.section, self.settings
         sea = SeaSettings.from_config(acfg["sea"])
@@ -111,6 +122,18 @@ class AlignRecipe(TrainingRecipe):
                 mllm.llm.get_input_embeddings(), mllm.tokenizer, labels.words, sea.word_prefix, sea.tokenize
             )
             sea_loss = SeaLoss(sea, table)
+            processes = self.proc.world_size
+            layout = BatchLayout(settings.global_batch_size, settings.per_device_batch_size, processes)
+            sea_loss.accumulation = layout.accumulation
+            log.info(
+                "align[%s]: SEA contrastive batch = the pairs of %d images (%s), about %d windows each",
+                self.arm,
+                layout.per_device * (processes if sea.gathers(processes) else 1),
+                f"gathered over {processes} processes"
+                if sea.gathers(processes)
+                else "one process's micro-batch",
+                len(window_table(mllm.vision.grid, sea.window)),
+            )
         module = AlignModule(mllm, sea_loss, sea.weight)
         cast_frozen(module, settings.frozen_torch_dtype(self.hardware.mixed_precision))
         if settings.gradient_checkpointing:
@@ -143,7 +166,36 @@ class AlignRecipe(TrainingRecipe):
             specs.append(ParamGroupSpec("logit_scale", [sea_loss.logit_scale]))
         groups = param_groups(specs, settings.lr, settings.weight_decay)
         self.adapter_type, self.sea_loss, self.weight = mllm.adapter_type, sea_loss, sea.weight
-        return TrainingParts(module, dataset, collator, groups, mllm.vision.num_tokens)
+        probe = self.training_probe(mllm, sea)
+        hooks = TrainHooks(after_step=probe) if probe is not None else None
+        return TrainingParts(module, dataset, collator, groups, mllm.vision.num_tokens, hooks)
+
+    def training_probe(self, mllm: Any, sea: Any) -> Any:
+        """The alignment diagnostics every `align.diagnostics.every` steps on `eval.diagnostics`' held-out
+        images (`sea.eval.diagnostics.TrainingProbe`), on the main process; None when off or not possible."""
+        probe = settings_from(ProbeSettings, self.section["diagnostics"], "align.diagnostics")
+        if probe.every <= 0 or not self.proc.is_main:
+            return None
+        accelerate_cfg = self.hardware.accelerate_config or ""
+        if any(k in accelerate_cfg for k in ("fsdp", "zero3")):
+            log.warning("align.diagnostics: the adapter is sharded under %s, no curves", accelerate_cfg)
+            return None
+        from sea.eval.diagnostics import TrainingProbe, diagnostic_inputs
+
+        ecfg = dict(select(self.cfg, "eval.diagnostics"))
+        ecfg["max_images"] = probe.max_images
+        inputs = diagnostic_inputs(mllm, ecfg, str(self.section["image_aspect_ratio"]))
+        if inputs is None:
+            log.warning("align.diagnostics: no held-out images (eval.diagnostics), no curves")
+            return None
+        return TrainingProbe(
+            mllm,
+            inputs,
+            probe.every,
+            word_prefix=sea.word_prefix,
+            tokenize=sea.tokenize,
+            tacs_k=int(ecfg["tacs_k"]),
+        )
 
     def save(self, accelerator: Any, model: Any, out: Path, metrics: dict[str, float]) -> dict[str, Any]:
         save_adapter_from(accelerator, model, out / ADAPTER_FILE, self.adapter_type)

@@ -79,45 +79,6 @@ def model_folder(models: Any, instance: str, arm: str) -> Path:
     return folder
 
 
-def diagnostic_inputs(
-    model: Any, dcfg: dict[str, Any], aspect: str
-) -> tuple[list[Any], list[str] | None, list[dict] | None, list[str]] | None:
-    """(pixels, captions, world ground-truth rows or None, words) for the diagnostics, or None when
-    there is nothing to run them on (see conf/eval/default.yaml)."""
-    from sea.eval.batch_generate import EvalQuestion as Q
-    from sea.eval.batch_generate import open_image, preprocess_image
-    from sea.eval.diagnostics import read_wordlist, world_caption, world_words
-    from sea.utils.io import read_json, read_jsonl
-
-    limit = int(dcfg.get("max_images") or 64)
-    gt_path = Path(dcfg["ground_truth"]) if dcfg.get("ground_truth") else None
-    rows: list[dict] | None = None
-    if gt_path is not None and gt_path.is_file():
-        rows = read_jsonl(gt_path)[:limit]
-        root = Path(dcfg.get("image_root") or gt_path.parent.parent)
-        images = [open_image(Q(r["id"], "", "", image=r["image"]), root) for r in rows]
-        captions = [world_caption(r) for r in rows]
-    elif dcfg.get("captions"):
-        samples = read_json(dcfg["captions"])[:limit]
-        folder = Path(dcfg["image_folder"]) if dcfg.get("image_folder") else None
-        images = [open_image(Q(s.get("id"), "", "", image=s["image"]), folder) for s in samples]
-        captions = [next(t["value"] for t in s["conversations"] if t.get("from") == "gpt") for s in samples]
-    else:
-        log.info("diagnostics: no world ground truth at %s and no captions file: skipped", gt_path)
-        return None
-    wl = Path(dcfg["wordlist"]) if dcfg.get("wordlist") else None
-    if wl is not None and wl.is_file():
-        words = read_wordlist(wl)
-    elif rows is not None:
-        log.warning("diagnostics: word list %s not found: decoding over the world's vocabulary only", wl)
-        words = world_words(rows)
-    else:
-        log.info("diagnostics: word list %s not found: skipped", wl)
-        return None
-    pixels = [preprocess_image(model, im, aspect) for im in images]
-    return pixels, captions, rows, words
-
-
 def stage1_probe(
     cfg: DictConfig, pcfg: dict[str, Any], dcfg: dict[str, Any], instance: str, batch_size: int, out: Path
 ) -> dict[str, float]:
@@ -159,7 +120,7 @@ def build(cfg: DictConfig, out: Path, arm: str) -> dict:
         run_benchmark,
         score_benchmark,
     )
-    from sea.eval.diagnostics import run_diagnostics
+    from sea.eval.diagnostics import diagnostic_inputs, run_diagnostics
     from sea.eval.report import flat_metrics, markdown_table, metric_name
     from sea.models.mllm import SeaMLLM
     from sea.utils.io import write_json
@@ -213,6 +174,8 @@ def build(cfg: DictConfig, out: Path, arm: str) -> dict:
                 batch_size=batch_size,
                 tacs_k=int(dcfg.get("tacs_k", 10)),
                 examples=int(dcfg.get("examples", 4)),
+                word_prefix=str(select_or(cfg, "align.sea.word_prefix", " ")),
+                tokenize=str(select_or(cfg, "align.sea.tokenize", "in_context")),
             )
             scores["diagnostics"] = {"metrics": diag, "words": len(words), "images": len(pixels)}
             metrics |= {metric_name("diagnostics", *k.split("/")): v for k, v in diag.items()}

@@ -109,6 +109,7 @@ class TrainingParts:
     collator: Callable[[list], dict]
     groups: list[dict]
     tokens_per_image: int
+    hooks: Any = None  # loop.TrainHooks (e.g. align's diagnostics after each step), or None
 
 
 class TrainingRecipe:
@@ -210,6 +211,7 @@ class TrainingRecipe:
             ),
             checkpoints=checkpoints,
             tokens_per_image=parts.tokens_per_image,
+            hooks=parts.hooks,
         )
         return accelerator, result
 

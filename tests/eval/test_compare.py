@@ -336,3 +336,13 @@ def test_train_curves_tolerate_missing_logs(tree, tmp_path):
 def test_read_report_table_needs_a_report(tmp_path):
     with pytest.raises(SeaError, match="comparison.json"):
         render.read_report_table(tmp_path)
+
+
+def test_label_quality_lines_report_caption_agreement_without_ground_truth():
+    keys = ("patch_agreement", "patch_chance", "image_agreement", "image_chance", "top1_entropy_bits")
+    label = {f"agreement/labels/{k}": v for k, v in zip(keys, (0.61, 0.3, 0.9, 0.6, 3.2), strict=True)}
+    label |= {"agreement/labels/top10_share": 0.8, "agreement/labels/top1_max_share": 0.2}
+    label |= {"agreement/labels/distinctness": 0.7, "agreement/images": 200.0}
+    text = "\n".join(label_quality_lines(label))
+    assert "0.610 vs chance 0.300" in text and "3.20 bits" in text and "200 pretraining images" in text
+    assert "label quality not measured" in text  # no ground truth: the accuracy part still says so
