@@ -80,18 +80,22 @@ class TextWordLoss(nn.Module):
 
 
 class WorldClipLoss:
-    """ClipLoss plus the auxiliary terms whose weight (`backbones.clip.<name>`) is > 0."""
+    """ClipLoss plus the auxiliary terms whose weight (`backbones.clip.<name>_loss`) is > 0."""
 
-    def __init__(self, tcfg: dict, embed_dim: int, content_words: list[str]) -> None:
+    def __init__(
+        self,
+        shape_negative: float,
+        text_uniformity: float,
+        text_word: float,
+        embed_dim: int,
+        content_words: list[str],
+    ) -> None:
         import open_clip
 
         self.clip = open_clip.ClipLoss()
-        word_weight = float(tcfg.get("text_word_loss", 0.0) or 0.0)
-        neg_weight = float(tcfg.get("shape_negative_loss", 0.0) or 0.0)
-        uniform_weight = float(tcfg.get("text_uniformity_loss", 0.0) or 0.0)
-        self.shape_negative = ShapeNegativeLoss(neg_weight) if neg_weight > 0 else None
-        self.uniformity = TextUniformityLoss(uniform_weight) if uniform_weight > 0 else None
-        self.words = TextWordLoss(word_weight, embed_dim, content_words) if word_weight > 0 else None
+        self.shape_negative = ShapeNegativeLoss(shape_negative) if shape_negative > 0 else None
+        self.uniformity = TextUniformityLoss(text_uniformity) if text_uniformity > 0 else None
+        self.words = TextWordLoss(text_word, embed_dim, content_words) if text_word > 0 else None
 
     def trainable(self) -> list[nn.Parameter]:
         """Parameters the losses own (the word head's), trained without weight decay."""

@@ -50,6 +50,7 @@ from sea.backbones.world_data import (
     shape_swap,
     zoom,
 )
+from sea.utils.settings import settings_from
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,46 @@ VISION_KEYS = (
     "context_length",
     "embed_dim",
 )
-TRAIN_KEYS = ("steps", "batch_size", "lr", "warmup_steps", "weight_decay")
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    """`backbones.clip` (conf/backbones/default.yaml explains every value; why: docs/backbones.md)."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    warmup_steps: int
+    weight_decay: float
+    betas: tuple[float, float]
+    eps: float
+    grad_clip: float | None
+    train_splits: Any  # world splits trained on
+    group_size: int
+    isolate_objects: bool
+    zoom_prob: float
+    shape_negative_loss: float
+    text_uniformity_loss: float
+    text_word_loss: float
+    patch_whitening: float | None
+    whitening_views: int
+    init_logit_scale: float
+    world_caption_prob: float
+    size_word_prob: float
+    background_prob: float
+    hflip: bool
+    eval_templates: Any  # prompt templates of the zero-shot classifier
+    eval_swap_negatives: int
+    log_every: int
+    eval_every: int
+
+    @classmethod
+    def from_config(cls, section: Any) -> ClipSettings:
+        if isinstance(section, ClipSettings):
+            return section
+        return settings_from(cls, section, "backbones.clip")
+
+
 # Seeds of the independent random streams (numpy SeedSequence entropy next to the stage seed).
 _BATCH_STREAM, _VIEW_STREAM, _EVAL_STREAM, _INIT_STREAM = 11, 12, 13, 14
 
@@ -134,18 +174,19 @@ class View:
 class WorldViews:
     """Training views of the world's train images, grouped by colour multiset for hard batches."""
 
-    def __init__(self, images: list[WorldImage], pixels: np.ndarray, masks: np.ndarray, tcfg: dict) -> None:
+    def __init__(self, images: list[WorldImage], pixels: np.ndarray, masks: np.ndarray, tcfg: Any) -> None:
+        tcfg = ClipSettings.from_config(tcfg)
         self.images, self.pixels, self.masks = images, pixels, masks
-        self.group_size = max(1, int(tcfg.get("group_size", 1)))
-        self.world_caption_prob = float(tcfg.get("world_caption_prob", 0.0))
-        self.size_prob = float(tcfg.get("size_word_prob", 0.0))
-        self.background_prob = float(tcfg.get("background_prob", 0.5))
-        self.hflip = bool(tcfg.get("hflip", False))
-        self.zoom_prob = float(tcfg.get("zoom_prob", 0.0))
+        self.group_size = max(1, tcfg.group_size)
+        self.world_caption_prob = tcfg.world_caption_prob
+        self.size_prob = tcfg.size_word_prob
+        self.background_prob = tcfg.background_prob
+        self.hflip = tcfg.hflip
+        self.zoom_prob = tcfg.zoom_prob
         views = []
         for i, im in enumerate(images):
             views.append(View(i))
-            if tcfg.get("isolate_objects", False) and len(im.objects) > 1:
+            if tcfg.isolate_objects and len(im.objects) > 1:
                 views += [View(i, (int(o["index"]),)) for o in im.objects]
         self.views = views
         # What a view's ground-truth caption says: its set of (colour, shape) pairs.
@@ -472,7 +513,7 @@ def train_clip(
 
     from sea.backbones.clip_loss import WorldClipLoss
 
-    require(tcfg, TRAIN_KEYS, "backbones.clip")
+    tcfg = ClipSettings.from_config(tcfg)
     t_start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     name = str(vcfg["name"])
@@ -481,7 +522,7 @@ def train_clip(
     register(config_path)
 
     seed_everything(seed)
-    init_scale = float(tcfg.get("init_logit_scale", 1 / 0.07))
+    init_scale = tcfg.init_logit_scale
     model, _, preprocess = open_clip.create_model_and_transforms(
         name, output_dict=True, init_logit_scale=math.log(init_scale)
     )
@@ -489,17 +530,17 @@ def train_clip(
     model.train()
 
     vocab = read_vocabulary(world)
-    splits = list(tcfg.get("train_splits", ["pretrain", "instruct"]))
+    splits = list(tcfg.train_splits)
     train_images = [im for split in splits for im in read_split(world, split)]
     pixels, masks = load_arrays(train_images)
     views = WorldViews(train_images, pixels, masks, tcfg)
     eval_images = read_split(world, "eval")
     eval_pixels, eval_masks = load_arrays(eval_images)
-    templates = list(tcfg.get("eval_templates", ["{}."]))
-    whitening = tcfg.get("patch_whitening")
+    templates = list(tcfg.eval_templates)
+    whitening = tcfg.patch_whitening
     if whitening:
         rng = np.random.default_rng([seed, _INIT_STREAM])
-        n = min(len(views), int(tcfg.get("whitening_views", 2000)))
+        n = min(len(views), tcfg.whitening_views)
         sample = rng.choice(len(views), size=n, replace=False)
         whiten_patch_embedding(
             model.visual,
@@ -518,21 +559,27 @@ def train_clip(
         len(eval_images),
     )
 
-    steps, batch_size = int(tcfg["steps"]), int(tcfg["batch_size"])
-    groups = param_groups(model, float(tcfg["weight_decay"]))
-    loss_fn = WorldClipLoss(tcfg, int(vcfg["embed_dim"]), [*vocab.colors, *vocab.shapes])
+    steps, batch_size = tcfg.steps, tcfg.batch_size
+    groups = param_groups(model, tcfg.weight_decay)
+    loss_fn = WorldClipLoss(
+        tcfg.shape_negative_loss,
+        tcfg.text_uniformity_loss,
+        tcfg.text_word_loss,
+        int(vcfg["embed_dim"]),
+        [*vocab.colors, *vocab.shapes],
+    )
     if loss_fn.trainable():
         groups.append({"params": loss_fn.trainable(), "weight_decay": 0.0})
     optimizer = torch.optim.AdamW(
         groups,
-        lr=float(tcfg["lr"]),
-        betas=tuple(tcfg.get("betas", (0.9, 0.98))),
-        eps=float(tcfg.get("eps", 1e-6)),
+        lr=tcfg.lr,
+        betas=tcfg.betas,
+        eps=tcfg.eps,
     )
-    schedule = cosine_lr(float(tcfg["lr"]), int(tcfg["warmup_steps"]), steps)
-    grad_clip = tcfg.get("grad_clip")
-    log_every = max(1, int(tcfg.get("log_every", 10)))
-    eval_every = int(tcfg.get("eval_every", 0) or 0)
+    schedule = cosine_lr(tcfg.lr, tcfg.warmup_steps, steps)
+    grad_clip = tcfg.grad_clip
+    log_every = max(1, tcfg.log_every)
+    eval_every = tcfg.eval_every
     curve: list[float] = []
 
     def log_eval(step: int) -> dict[str, float]:
@@ -547,7 +594,7 @@ def train_clip(
             vocab.shapes,
             templates,
             seed,
-            int(tcfg.get("eval_swap_negatives", 4)),
+            tcfg.eval_swap_negatives,
         )
         if tracker is not None:
             tracker.log_metrics(
