@@ -21,6 +21,8 @@ COMPOSITIONS = [
 @pytest.mark.parametrize("overrides", COMPOSITIONS, ids=lambda o: " ".join(o) or "default")
 def test_every_shipped_composition_parses(overrides: list[str]):
     from sea.backbones.clip_train import ClipSettings
+    from sea.labeling.agreement import Guard
+    from sea.stages.align import ProbeSettings
     from sea.stages.instruct import Lora, Tune
     from sea.training.recipe import CheckpointSettings, Hardware, LogSettings
     from sea.utils.settings import settings_from
@@ -31,6 +33,8 @@ def test_every_shipped_composition_parses(overrides: list[str]):
     for stage in ("align", "instruct"):
         settings_from(CheckpointSettings, select(cfg, f"{stage}.checkpoint"), f"{stage}.checkpoint")
         settings_from(LogSettings, select(cfg, f"{stage}.log"), f"{stage}.log")
+    settings_from(ProbeSettings, select(cfg, "align.diagnostics"), "align.diagnostics")
+    Guard.from_config(select(cfg, "label.guard"))
     Tune_ = settings_from(Tune, select(cfg, "instruct.tune"), "instruct.tune")
     settings_from(Lora, select(cfg, "instruct.lora"), "instruct.lora")
     assert Tune_.llm == ("lora" if "instruct=lora" in overrides else "full")
