@@ -144,10 +144,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    from sea.config import compose
-    from sea.eval.runner import AnswerGenerator, benchmark_specs, load_questions
+    from sea.config import compose, select
+    from sea.eval.batch_generate import AnswerGenerator, benchmark_specs, load_questions
     from sea.models.tiny import build_tiny_mllm
-    from sea.stages.base import select
     from sea.world.generate import generate_world
 
     template = "vicuna_v1" if args.shape == "tiny" else "chat"

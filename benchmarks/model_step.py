@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from sea.models.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX  # noqa: E402
+from sea.data.llava import IGNORE_INDEX, IMAGE_TOKEN_INDEX  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from sea.models.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX  # noqa: E402
+from sea.data.llava import IGNORE_INDEX, IMAGE_TOKEN_INDEX  # noqa: E402
 
 # Published configs (config.json on the hub) of the presets' LLMs: (transformers class, kwargs).
 ARCHITECTURES: dict[str, tuple[str, dict]] = {

@@ -146,7 +146,7 @@ def build_mllm(s: dict[str, Any], device: str, dtype: torch.dtype, workdir: Path
 
 def make_batches(s: dict[str, Any], n_batches: int, top_n: int, tok: Any, gen: torch.Generator) -> list[dict]:
     """Plain-template stage-1 batches (BOS, image, caption, labels on the caption) with random labels."""
-    from sea.models.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
+    from sea.data.llava import IGNORE_INDEX, IMAGE_TOKEN_INDEX
 
     n = (s["image_size"] // s["patch"]) ** 2
     batches = []

@@ -53,7 +53,7 @@ from label_throughput import measured_peak_tflops, vit_flops  # noqa: E402
 from model_step import hf_llava, set_trainable_hf  # noqa: E402
 from preset_memory import build, make_batch  # noqa: E402
 
-from sea.models.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX  # noqa: E402
+from sea.data.llava import IGNORE_INDEX, IMAGE_TOKEN_INDEX  # noqa: E402
 
 # --tiny: a small CLIP and LLM, short sequences (seconds on a CPU); the preset still gives the LLM family.
 TINY_VISION = dict(image_size=32, patch_size=8, width=64, layers=3, heads=2, embed_dim=32)

@@ -235,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=True))
     if "report" in results:
-        from sea.eval.compare import read_report_table
+        from sea.eval.render import read_report_table
 
         report = Path(compose(comparison_overrides(args.overrides, split(args.arms), seeds)).paths.report)
         print(f"\nSEA vs baseline ({report / 'report.md'}):\n\n{read_report_table(report)}")

@@ -61,6 +61,23 @@ def load_params(path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
     return cfg
 
 
+def select(cfg: DictConfig, key: str) -> Any:
+    """The plain (resolved) value of a dotted key; a clear error when the key is missing."""
+    value = OmegaConf.select(cfg, key, throw_on_missing=True, default=KeyError)
+    if value is KeyError:
+        raise KeyError(f"config key '{key}' is missing")
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def select_or(cfg: DictConfig, key: str, default: Any = None) -> Any:
+    """Like `select`, with `default` for a missing or null key."""
+    try:
+        value = select(cfg, key)
+    except KeyError:
+        return default
+    return default if value is None else value
+
+
 def to_yaml(cfg: DictConfig) -> str:
     return OmegaConf.to_yaml(cfg, resolve=True, sort_keys=False)
 

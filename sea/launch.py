@@ -15,9 +15,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from sea.config import to_yaml
+from sea.config import select_or, to_yaml
 from sea.errors import SeaError
-from sea.stages.base import Stage, select_or
+from sea.stages.base import Stage
 from sea.tracking import PARENT_ENV
 from sea.utils.io import read_json
 

@@ -9,9 +9,10 @@ import time
 from omegaconf import DictConfig
 
 from sea import tracking
-from sea.config import config_hash
+from sea.config import config_hash, select
 from sea.stages import get_stage
-from sea.stages.base import Stage, input_fingerprint, select
+from sea.layout import input_fingerprint
+from sea.stages.base import Stage
 from sea.utils.dist import process_info
 from sea.utils.io import atomic_write_json
 

@@ -41,7 +41,7 @@ def _overrides(root: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
     """One tiny world shared by every run of this module."""
-    from sea.stages.base import select
+    from sea.config import select
     from sea.world import generate_world
 
     cfg = compose(_overrides(tmp_path_factory.mktemp("w")))

@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from sea.config import CONF_DIR, ConfigError, compose, flatten, load_params, to_plain
+from sea.config import CONF_DIR, ConfigError, compose, flatten, load_params, select, to_plain
 from sea.stages import get_stage
-from sea.stages.base import select
 
 REPO = Path(__file__).resolve().parent.parent
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))

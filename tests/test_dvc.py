@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from import_graph import closure, source_file
 from omegaconf import OmegaConf
 
 from sea.config import HEADER, compose, to_yaml
@@ -66,6 +67,29 @@ def test_dvc_dag_order_matches_the_registry():
             ]
             for producer in producers:
                 assert STAGE_NAMES.index(producer) < i, f"{name} depends on later stage {producer}"
+
+
+# Imported by every stage module but not what a stage computes: the package marker and the registry.
+NOT_CODE_DEPS = ("sea/__init__.py", "sea/stages/__init__.py")
+
+
+def test_dvc_code_deps_cover_each_stage_imports():
+    """Each stage's code deps cover every `sea` file its module imports, directly or not (also the
+    imports inside functions), so `dvc repro` reruns a stage when code it runs changes, and no more."""
+    for name, spec in DVC_YAML.items():
+        deps = [d.rstrip("/") for d in spec["deps"] if d.startswith("sea")]
+        files = sorted(source_file(m) for m in closure(f"sea.stages.{name}"))
+        missing = [
+            f
+            for f in files
+            if f not in NOT_CODE_DEPS and not any(f == d or f.startswith(d + "/") for d in deps)
+        ]
+        assert not missing, f"dvc.yaml stage {name}: deps leave out {missing}"
+        unused = [d for d in deps if not any(f == d or f.startswith(d + "/") for f in files)]
+        assert not unused, f"dvc.yaml stage {name}: deps {unused} hold no code the stage imports"
+        assert all((REPO / d).exists() for d in deps), (
+            f"dvc.yaml stage {name}: a dep in {deps} does not exist"
+        )
 
 
 def copy_repo(dst: Path) -> None:

@@ -29,7 +29,7 @@ def test_logged_llava_model_answers_like_ours(tmp_path: Path, mlflow_uri: str) -
     from PIL import Image
 
     from sea.data.templates import build_prompt_for_generation, end_of_turn_ids
-    from sea.eval.runner import preprocess_image
+    from sea.eval.batch_generate import preprocess_image
     from sea.export.llava import export_llava
     from sea.models.mllm import SeaMLLM
     from sea.models.tiny import build_tiny_mllm

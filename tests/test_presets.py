@@ -188,13 +188,14 @@ def test_stage_2_is_llava_finetune(preset):
     assert i.image_aspect_ratio == "pad"
 
 
-def test_labels_use_the_real_clip_with_the_papers_sign(preset):
+def test_labels_use_the_real_clip_and_pick_the_variant_by_caption_agreement(preset):
     _, cfg = preset
     lab = cfg.label
     assert lab.top_n == 10 and lab.min_score == 0.0
-    # CLIP-Surgery's negated cosine on the joint-space patch tokens of a large pretrained CLIP
-    assert lab.sign == "neg_cosine" and lab.feature == "proj" and lab.background.mode == "none"
-    assert lab.teacher is None
+    # the paper's proj / neg_cosine is one of the four variants `auto` measures on the captions
+    assert lab.sign == "auto" and lab.feature == "auto" and lab.background.mode == "none"
+    assert lab.guard.enabled and lab.teacher is None
+    assert cfg.align.sea.gather is None  # the global contrastive batch on several GPUs
 
 
 def test_hardware_is_a_gpu_preset_that_keeps_the_global_batches(preset):
@@ -253,7 +254,7 @@ def test_settings_objects_accept_the_presets(preset):
     TrainSettings.from_config(cfg.instruct.train, "instruct.train")
     SeaSettings.from_config(cfg.align.sea)
     settings = LabelSettings.from_config(cfg.label)
-    assert settings.sign == "neg_cosine" and settings.background.mode == "none"
+    assert settings.auto and settings.background.mode == "none"
 
 
 def test_command_line_overrides_win_over_a_preset(tmp_path: Path):

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from sea.stages.base import SUCCESS, Stage
+from sea.layout import SUCCESS
+from sea.stages.base import Stage
 
 
 def make_stage(calls: list[int], fail: bool = False) -> Stage:

@@ -18,6 +18,7 @@ import pytest  # noqa: E402
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers  # noqa: E402
 from transformers import PreTrainedTokenizerFast  # noqa: E402
 
+from sea.data.llava import IGNORE_INDEX, IMAGE_TOKEN_INDEX  # noqa: E402
 from sea.data.templates import (  # noqa: E402
     IMAGE_TOKEN,
     VICUNA_SYSTEM,
@@ -29,7 +30,6 @@ from sea.data.templates import (  # noqa: E402
     get_template,
     register_template,
 )
-from sea.models.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "chat_templates"
 

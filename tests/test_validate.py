@@ -23,6 +23,7 @@ from sea.data.validate import (
     validate_questions,
 )
 from sea.errors import SeaError
+from sea.layout import HELD_OUT, manifest_path
 from sea.stages import prepare
 
 
@@ -630,6 +631,33 @@ def test_prepare_build(tmp_path: Path):
     assert {"red", "blue", "green", "yellow", "top", "left", "purple"} <= set(words)
     assert "the" not in words and "broken" not in words
     assert metrics["wordlist/from_keep"] == 1  # "purple": world vocabulary absent from the captions
+
+
+def test_prepare_holds_out_the_last_pretrain_samples_for_the_diagnostics(tmp_path: Path):
+    from sea.eval.diagnostics import held_out_samples
+
+    root, out = tmp_path / "world", tmp_path / "prepared"
+    make_world(root)
+    out.mkdir()
+    cfg = make_cfg(root, out)
+    cfg.data.pretrain.holdout = 1
+    metrics = prepare.build(cfg, out)
+    rows = [json.loads(x) for x in (out / "manifests" / "pretrain.jsonl").read_text().splitlines()]
+    held = [json.loads(x) for x in manifest_path(out, HELD_OUT).read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["0", "1", "2"] and [r["id"] for r in held] == ["3"]
+    assert metrics["pretrain/held_out"] == 1 and metrics["pretrain/kept"] == 4
+    # the diagnostics take the held-out samples, and never an image a stage trained on
+    samples = json.loads((root / "pretrain.json").read_text())
+    trained = [str(out / "manifests" / "pretrain.jsonl")]
+    spec = {"held_out": str(manifest_path(out, HELD_OUT)), "trained": trained}
+    picked = held_out_samples(samples, spec, 10)
+    assert [s["id"] for s in picked] == ["3"]
+    assert [s["id"] for s in held_out_samples(samples, {"trained": trained}, 10)] == ["3", "9"]
+    with pytest.raises(SeaError, match="were trained on"):
+        held_out_samples([s for s in samples if s["id"] in "012"], {"trained": trained}, 10)
+    cfg.data.pretrain.holdout = 4
+    with pytest.raises(SeaError, match="holdout=4"):
+        prepare.build(cfg, out)
 
 
 def test_prepare_run_is_atomic_and_idempotent(tmp_path: Path):

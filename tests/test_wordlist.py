@@ -104,3 +104,18 @@ def test_bad_arguments():
         build_wordlist(CAPTIONS, size=100, min_caption_count=1, frequent_source="2of12")
     with pytest.raises(ValueError):
         build_wordlist(CAPTIONS, size=10, min_caption_count=0)
+
+
+def test_blocklisted_words_never_enter_the_list():
+    from sea.data.blocklist import BLOCKLIST
+
+    captions = ["a shit photo of a red car", "red car and porn", "red car"]
+    words = build_wordlist(
+        captions, size=50, min_caption_count=1, frequent_source="none", keep=["fuck", "blue"], block=["car"]
+    )
+    assert "red" in words and "blue" in words and "photo" in words
+    assert not {"shit", "porn", "fuck", "car"} & set(words)
+    assert {"shit", "porn", "fuck"} <= BLOCKLIST
+    # the frequent-word fill is filtered too
+    filled = build_wordlist([], size=3000, min_caption_count=1, frequent_source="wordfreq")
+    assert len(filled) == 3000 and not BLOCKLIST & set(filled)

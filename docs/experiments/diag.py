@@ -3,7 +3,7 @@ from pathlib import Path
 from sea.config import compose
 from sea.models.mllm import SeaMLLM
 from sea.models.adapter import load_adapter
-from sea.eval.runner import EvalQuestion, open_image, preprocess_image
+from sea.eval.batch_generate import EvalQuestion, open_image, preprocess_image
 root, arm = sys.argv[1:3]
 cfg = compose([f"paths.root={root}", "tracking=none"])
 m = SeaMLLM.from_config(cfg); load_adapter(Path(root)/"align/seed0"/arm/"adapter.safetensors", m.adapter); m.eval()

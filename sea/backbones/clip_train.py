@@ -2,28 +2,14 @@
 
 Model: open_clip's own `CLIP`, built by `open_clip.create_model` from a config JSON registered with
 `open_clip.add_model_config` (the model name is the file's stem), open_clip's default tokenizer (the
-bundled BPE, vocab 49408, offline) and open_clip's preprocessing transform. Loss: `open_clip.ClipLoss`;
+bundled BPE, vocab 49408, offline) and open_clip's preprocessing transform. Loss: `open_clip.ClipLoss`
+(with the optional terms of `sea.backbones.clip_loss`);
 the logit scale is learned in log space and clamped to [0, ln 100] after every step; no weight decay
 on 1-D parameters.
 
-Making shape learnable (design.md section 5: with random batches and colour-matchable captions,
-shape stayed at chance). Measured on the default world (notes in `conf/backbones/default.yaml`):
-shape is slow for two reasons, and each option below addresses one.
-
-- The task must need shape. A training *view* is a whole image, or one object of a multi-object image
-  isolated (`isolate_objects`: the other objects painted over with background pixels), or a single
-  object zoomed in (`zoom_prob`). Batches are groups of `group_size` views with the same colours and
-  different colour+shape sets, so group mates differ only in shapes. Captions name every object's
-  colour and shape. `shape_negative_loss` adds, per view, its caption with one shape changed as a
-  hard negative (a two-way softmax next to ClipLoss, as NegCLIP does).
-- Both towers start symmetric: captions that differ in one shape word embed almost identically
-  (cosine 0.99+ after 200 plain steps), so the image tower gets no shape target, and vice versa.
-  `text_uniformity_loss` (text-text InfoNCE over the batch's distinct captions and negatives) pushes
-  such captions apart from the start; `text_word_loss` (optional) asks a throw-away linear head to
-  read the colour and shape words back from the text embedding.
-- A ViT from scratch picks up outlines slowly: patch pixels are dominated by a few colour directions.
-  `patch_whitening` initialises the patch embedding as the PCA whitening of training patches
-  (initial values only; the model and its saved state dict are plain open_clip).
+Making shape learnable needs the options of `backbones.clip` (views that isolate or zoom objects,
+colour-matched batch groups, the auxiliary losses of `sea.backbones.clip_loss`, patch whitening): what
+was measured and why each exists is in docs/backbones.md.
 
 Zero-shot evaluation on the held-out eval split (never trained on):
 
@@ -64,6 +50,7 @@ from sea.backbones.world_data import (
     shape_swap,
     zoom,
 )
+from sea.utils.settings import settings_from
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +69,46 @@ VISION_KEYS = (
     "context_length",
     "embed_dim",
 )
-TRAIN_KEYS = ("steps", "batch_size", "lr", "warmup_steps", "weight_decay")
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    """`backbones.clip` (conf/backbones/default.yaml explains every value; why: docs/backbones.md)."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    warmup_steps: int
+    weight_decay: float
+    betas: tuple[float, float]
+    eps: float
+    grad_clip: float | None
+    train_splits: Any  # world splits trained on
+    group_size: int
+    isolate_objects: bool
+    zoom_prob: float
+    shape_negative_loss: float
+    text_uniformity_loss: float
+    text_word_loss: float
+    patch_whitening: float | None
+    whitening_views: int
+    init_logit_scale: float
+    world_caption_prob: float
+    size_word_prob: float
+    background_prob: float
+    hflip: bool
+    eval_templates: Any  # prompt templates of the zero-shot classifier
+    eval_swap_negatives: int
+    log_every: int
+    eval_every: int
+
+    @classmethod
+    def from_config(cls, section: Any) -> ClipSettings:
+        if isinstance(section, ClipSettings):
+            return section
+        return settings_from(cls, section, "backbones.clip")
+
+
 # Seeds of the independent random streams (numpy SeedSequence entropy next to the stage seed).
 _BATCH_STREAM, _VIEW_STREAM, _EVAL_STREAM, _INIT_STREAM = 11, 12, 13, 14
 
@@ -148,18 +174,19 @@ class View:
 class WorldViews:
     """Training views of the world's train images, grouped by colour multiset for hard batches."""
 
-    def __init__(self, images: list[WorldImage], pixels: np.ndarray, masks: np.ndarray, tcfg: dict) -> None:
+    def __init__(self, images: list[WorldImage], pixels: np.ndarray, masks: np.ndarray, tcfg: Any) -> None:
+        tcfg = ClipSettings.from_config(tcfg)
         self.images, self.pixels, self.masks = images, pixels, masks
-        self.group_size = max(1, int(tcfg.get("group_size", 1)))
-        self.world_caption_prob = float(tcfg.get("world_caption_prob", 0.0))
-        self.size_prob = float(tcfg.get("size_word_prob", 0.0))
-        self.background_prob = float(tcfg.get("background_prob", 0.5))
-        self.hflip = bool(tcfg.get("hflip", False))
-        self.zoom_prob = float(tcfg.get("zoom_prob", 0.0))
+        self.group_size = max(1, tcfg.group_size)
+        self.world_caption_prob = tcfg.world_caption_prob
+        self.size_prob = tcfg.size_word_prob
+        self.background_prob = tcfg.background_prob
+        self.hflip = tcfg.hflip
+        self.zoom_prob = tcfg.zoom_prob
         views = []
         for i, im in enumerate(images):
             views.append(View(i))
-            if tcfg.get("isolate_objects", False) and len(im.objects) > 1:
+            if tcfg.isolate_objects and len(im.objects) > 1:
                 views += [View(i, (int(o["index"]),)) for o in im.objects]
         self.views = views
         # What a view's ground-truth caption says: its set of (colour, shape) pairs.
@@ -245,17 +272,6 @@ class WorldViews:
             rng.bit_generator.state = state
             negative = gt_caption(objs, im.background, rng, self.size_prob, self.background_prob, swap)
         return pix, text, negative
-
-
-def caption_words(texts: list[str], words: list[str]) -> np.ndarray:
-    """(N, len(words)) float32: 1 where the caption contains the word."""
-    out = np.zeros((len(texts), len(words)), dtype=np.float32)
-    index = {w: j for j, w in enumerate(words)}
-    for i, text in enumerate(texts):
-        for w in re.findall(r"[a-z]+", text.lower()):
-            if w in index:
-                out[i, index[w]] = 1.0
-    return out
 
 
 def to_tensor_batch(preprocess, arrays: list[np.ndarray]):
@@ -495,7 +511,9 @@ def train_clip(
     from safetensors.torch import save_file
     from tqdm import tqdm
 
-    require(tcfg, TRAIN_KEYS, "backbones.clip")
+    from sea.backbones.clip_loss import WorldClipLoss
+
+    tcfg = ClipSettings.from_config(tcfg)
     t_start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     name = str(vcfg["name"])
@@ -504,7 +522,7 @@ def train_clip(
     register(config_path)
 
     seed_everything(seed)
-    init_scale = float(tcfg.get("init_logit_scale", 1 / 0.07))
+    init_scale = tcfg.init_logit_scale
     model, _, preprocess = open_clip.create_model_and_transforms(
         name, output_dict=True, init_logit_scale=math.log(init_scale)
     )
@@ -512,17 +530,17 @@ def train_clip(
     model.train()
 
     vocab = read_vocabulary(world)
-    splits = list(tcfg.get("train_splits", ["pretrain", "instruct"]))
+    splits = list(tcfg.train_splits)
     train_images = [im for split in splits for im in read_split(world, split)]
     pixels, masks = load_arrays(train_images)
     views = WorldViews(train_images, pixels, masks, tcfg)
     eval_images = read_split(world, "eval")
     eval_pixels, eval_masks = load_arrays(eval_images)
-    templates = list(tcfg.get("eval_templates", ["{}."]))
-    whitening = tcfg.get("patch_whitening")
+    templates = list(tcfg.eval_templates)
+    whitening = tcfg.patch_whitening
     if whitening:
         rng = np.random.default_rng([seed, _INIT_STREAM])
-        n = min(len(views), int(tcfg.get("whitening_views", 2000)))
+        n = min(len(views), tcfg.whitening_views)
         sample = rng.choice(len(views), size=n, replace=False)
         whiten_patch_embedding(
             model.visual,
@@ -541,27 +559,27 @@ def train_clip(
         len(eval_images),
     )
 
-    steps, batch_size = int(tcfg["steps"]), int(tcfg["batch_size"])
-    loss_fn = open_clip.ClipLoss()
-    groups = param_groups(model, float(tcfg["weight_decay"]))
-    word_weight = float(tcfg.get("text_word_loss", 0.0) or 0.0)
-    neg_weight = float(tcfg.get("shape_negative_loss", 0.0) or 0.0)
-    uniform_weight = float(tcfg.get("text_uniformity_loss", 0.0) or 0.0)
-    content_words = [*vocab.colors, *vocab.shapes]
-    word_head = None
-    if word_weight > 0:
-        word_head = torch.nn.Linear(int(vcfg["embed_dim"]), len(content_words))
-        groups.append({"params": list(word_head.parameters()), "weight_decay": 0.0})
+    steps, batch_size = tcfg.steps, tcfg.batch_size
+    groups = param_groups(model, tcfg.weight_decay)
+    loss_fn = WorldClipLoss(
+        tcfg.shape_negative_loss,
+        tcfg.text_uniformity_loss,
+        tcfg.text_word_loss,
+        int(vcfg["embed_dim"]),
+        [*vocab.colors, *vocab.shapes],
+    )
+    if loss_fn.trainable():
+        groups.append({"params": loss_fn.trainable(), "weight_decay": 0.0})
     optimizer = torch.optim.AdamW(
         groups,
-        lr=float(tcfg["lr"]),
-        betas=tuple(tcfg.get("betas", (0.9, 0.98))),
-        eps=float(tcfg.get("eps", 1e-6)),
+        lr=tcfg.lr,
+        betas=tcfg.betas,
+        eps=tcfg.eps,
     )
-    schedule = cosine_lr(float(tcfg["lr"]), int(tcfg["warmup_steps"]), steps)
-    grad_clip = tcfg.get("grad_clip")
-    log_every = max(1, int(tcfg.get("log_every", 10)))
-    eval_every = int(tcfg.get("eval_every", 0) or 0)
+    schedule = cosine_lr(tcfg.lr, tcfg.warmup_steps, steps)
+    grad_clip = tcfg.grad_clip
+    log_every = max(1, tcfg.log_every)
+    eval_every = tcfg.eval_every
     curve: list[float] = []
 
     def log_eval(step: int) -> dict[str, float]:
@@ -576,7 +594,7 @@ def train_clip(
             vocab.shapes,
             templates,
             seed,
-            int(tcfg.get("eval_swap_negatives", 4)),
+            tcfg.eval_swap_negatives,
         )
         if tracker is not None:
             tracker.log_metrics(
@@ -591,41 +609,13 @@ def train_clip(
         rng = np.random.default_rng([seed, _BATCH_STREAM, step])
         ids = views.sample(batch_size, rng)
         view_rng = np.random.default_rng([seed, _VIEW_STREAM, step])
-        rendered = [views.render(k, view_rng, vocab.shapes if neg_weight > 0 else None) for k in ids]
+        negatives_from = vocab.shapes if loss_fn.shape_negative is not None else None
+        rendered = [views.render(k, view_rng, negatives_from) for k in ids]
         images = to_tensor_batch(preprocess, [r[0] for r in rendered])
         captions = [r[1] for r in rendered]
         has_neg = [i for i, r in enumerate(rendered) if r[2] is not None]
-        all_texts = captions + [rendered[i][2] for i in has_neg]
-        texts = tokenizer(all_texts)
-
-        out_dict = model(images, texts)
-        text_all = out_dict["text_features"]
-        text_features, neg_features = text_all[: len(ids)], text_all[len(ids) :]
-        losses = loss_fn(out_dict["image_features"], text_features, out_dict["logit_scale"], output_dict=True)
-        if has_neg:
-            # Each image must prefer its caption over the same caption with one shape changed.
-            img = out_dict["image_features"][has_neg]
-            pair = torch.stack([(img * text_features[has_neg]).sum(-1), (img * neg_features).sum(-1)], dim=1)
-            losses["shape_negative_loss"] = neg_weight * torch.nn.functional.cross_entropy(
-                out_dict["logit_scale"] * pair, torch.zeros(len(has_neg), dtype=torch.long)
-            )
-        if uniform_weight > 0:
-            # Distinct captions (and their shape-swapped negatives) pushed apart in the text space, so
-            # captions that differ only in a shape word give the image tower distinct targets early.
-            sims = text_all @ text_all.T * out_dict["logit_scale"]
-            same = torch.tensor([[a == b for b in all_texts] for a in all_texts]) & ~torch.eye(
-                len(all_texts), dtype=bool
-            )
-            sims = sims.masked_fill(same, float("-inf"))  # a repeated text is not a negative of itself
-            losses["text_uniformity_loss"] = uniform_weight * torch.nn.functional.cross_entropy(
-                sims, torch.arange(len(text_all))
-            )
-        if word_head is not None:
-            targets = torch.tensor(caption_words(captions, content_words))
-            logits = word_head(text_features * math.sqrt(text_features.shape[-1]))
-            losses["text_word_loss"] = word_weight * torch.nn.functional.binary_cross_entropy_with_logits(
-                logits, targets
-            )
+        negatives = [rendered[i][2] for i in has_neg]
+        losses = loss_fn(model(images, tokenizer(captions + negatives)), captions, negatives, has_neg)
         loss = sum(losses.values())
         if not math.isfinite(float(loss.detach())):
             raise FloatingPointError(f"clip: loss is {float(loss)} at step {step}; lower backbones.clip.lr")

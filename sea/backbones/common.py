@@ -1,18 +1,11 @@
-"""Small pieces both trainers share: seeding, AdamW parameter groups, the LR schedule, step logging."""
+"""Small pieces both trainers share: seeding (`sea.utils.seed`), AdamW parameter groups, the LR schedule."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
-
-def seed_everything(seed: int) -> None:
-    """Seed torch's global generator (model init, dropout). CPU kernels are deterministic for a fixed
-    thread count; no process-wide switches are flipped (stages may share a process)."""
-    import torch
-
-    torch.manual_seed(seed)
+from sea.utils.seed import seed_everything  # noqa: F401 (the trainers seed through here)
 
 
 def param_groups(model: Any, weight_decay: float) -> list[dict]:
@@ -29,16 +22,14 @@ def param_groups(model: Any, weight_decay: float) -> list[dict]:
 
 
 def cosine_lr(base_lr: float, warmup: int, steps: int, min_ratio: float = 0.0) -> Callable[[int], float]:
-    """Linear warmup for `warmup` steps, then cosine decay to `min_ratio * base_lr` at `steps`."""
+    """open_clip's schedule: linear warmup for `warmup` steps (the first at `base_lr / warmup`), then
+    cosine decay to `min_ratio * base_lr` at `steps` (`sea.training.optim.lr_at`)."""
+    from sea.training.optim import lr_at
 
-    def lr_at(step: int) -> float:
-        if warmup > 0 and step < warmup:
-            return base_lr * (step + 1) / warmup
-        span = max(1, steps - warmup)
-        progress = min(1.0, (step - warmup) / span)
-        return base_lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+    def lr(step: int) -> float:
+        return lr_at(step, base_lr, steps, warmup, "cosine", min_ratio, warmup_offset=1)
 
-    return lr_at
+    return lr
 
 
 def set_lr(optimizer: Any, lr: float) -> None:

@@ -45,11 +45,10 @@ from typing import Any
 
 import jinja2
 
-from sea.models.constants import DEFAULT_IMAGE_TOKEN, IGNORE_INDEX, IMAGE_TOKEN_INDEX
+from sea.data.llava import IGNORE_INDEX, IMAGE_TOKEN, IMAGE_TOKEN_INDEX
 
 log = logging.getLogger(__name__)
 
-IMAGE_TOKEN = DEFAULT_IMAGE_TOKEN  # "<image>"
 VICUNA_SYSTEM = (
     "A chat between a curious user and an artificial intelligence assistant. "
     "The assistant gives helpful, detailed, and polite answers to the user's questions."

@@ -10,7 +10,9 @@ Order of the list:
 
 When (1) and (2) together exceed `size`, the least frequent non-`keep` caption words are dropped; the
 list is longer than `size` only when `keep` alone is. `allow` words are exempt from the stop-word
-filter but otherwise treated like any word. Stop-words are scikit-learn's `ENGLISH_STOP_WORDS`.
+filter but otherwise treated like any word. Stop-words are scikit-learn's `ENGLISH_STOP_WORDS`. Words of
+the blocklist (`sea.data.blocklist`, plus `block`) never enter the list, not even as `keep` words.
+No lemmatisation: docs/labeling.md says how this differs from the paper's list.
 """
 
 from __future__ import annotations
@@ -90,20 +92,29 @@ def build_wordlist_detailed(
     min_length: int = 2,
     keep: Iterable[str] = (),
     allow: Iterable[str] = (),
+    block: Iterable[str] = (),
 ) -> WordList:
     """`build_wordlist`, with the count of words from each source."""
+    from sea.data.blocklist import blocked
+
     if size < 0 or min_caption_count < 1 or min_length < 1:
         raise ValueError(
             "need size >= 0, min_caption_count >= 1, min_length >= 1; "
             f"got {size}, {min_caption_count}, {min_length}"
         )
+    never = blocked(set(_normalize(block)))
     keep_words = _normalize(keep)
+    if dropped := [w for w in keep_words if w in never]:
+        log.warning("word list: keep words %s are on the blocklist and left out", dropped)
+        keep_words = [w for w in keep_words if w not in never]
     keep_set = set(keep_words)
     exempt = keep_set | set(_normalize(allow))
     stops = stop_words()
 
     def wanted(word: str) -> bool:
-        return word.isalpha() and len(word) >= min_length and (word not in stops or word in exempt)
+        if not word.isalpha() or len(word) < min_length or word in never:
+            return False
+        return word not in stops or word in exempt
 
     counts = count_words(captions)
     ranked = sorted(

@@ -4,7 +4,7 @@ writes LLaVA answer files, and alignment diagnostics of the visual tokens.
 - `sea.eval.normalize`: the EvalAI answer processor (`normalize_answer`).
 - `sea.eval.scorers`: one scorer per benchmark family (`score(name, answers, annotations, questions)`).
 - `sea.eval.answers`: reading / writing LLaVA answer files, matching answers to annotations.
-- `sea.eval.runner`: benchmark registry, prompts, batched generation, sharding and merging.
+- `sea.eval.batch_generate`: benchmark registry, prompts, batched generation, sharding and merging.
 - `sea.eval.diagnostics`: nearest-word decoding, modality gap D, TACS.
 - `sea.eval.outcomes`: the per-unit outcomes a scorer's headline is computed from (`outcomes.json`).
 - `sea.eval.compare` (+ `sea.eval.stats`, `sea.eval.render`): the report's arm-vs-baseline comparison,

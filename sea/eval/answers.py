@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sea.errors import SeaError
+from sea.utils.io import write_jsonl
 
 # shortuuid's default alphabet (57 characters, no look-alikes) and length.
 _ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -60,12 +61,7 @@ def make_answer(
 
 def write_answers(path: str | Path, answers: Iterable[dict]) -> Path:
     """JSON lines, one answer per line (LLaVA writes `json.dumps(...)` with ASCII escapes; so do we)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
-        for a in answers:
-            f.write(json.dumps(a) + "\n")
-    return path
+    return write_jsonl(path, answers, ensure_ascii=True)
 
 
 def read_answers(path: str | Path) -> list[dict[str, Any]]:
@@ -89,32 +85,6 @@ def read_answers(path: str | Path) -> list[dict[str, Any]]:
                 raise SeaError(f"{path}:{lineno}: answer {row['question_id']!r} has no string 'text'")
             answers.append(row)
     return answers
-
-
-def read_jsonl(path: str | Path) -> list[Any]:
-    """All JSON values of a JSON-lines file (blank lines skipped); SeaError naming a bad line."""
-    path = Path(path)
-    if not path.is_file():
-        raise SeaError(f"file not found: {path}")
-    rows = []
-    with path.open("r", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise SeaError(f"{path}:{lineno}: invalid JSON ({e.msg})") from e
-    return rows
-
-
-def read_json(path: str | Path) -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise SeaError(f"file not found: {path}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise SeaError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from e
 
 
 def listing(ids: Sequence[Any], limit: int = MAX_LISTED) -> str:

@@ -1,6 +1,6 @@
 """The SEA vs baseline comparison: headline metric per benchmark, per seed and arm; mean, sample std and
 relative gain, with intervals and degenerate-answer flags; diagnostics and label quality. Pure functions
-(no tracking); `sea.stages.report` wires them into a stage.
+(no tracking, no folder layout); `sea.stages.report` reads the runs and writes the report.
 
 Headline metric per benchmark (what LLaVA-1.5's MODEL_ZOO and the SEA paper's Table 2 report; rates in
 percent, MME in points):
@@ -32,7 +32,8 @@ whose gain is defined); the ones left out are named with the reason. It comes wi
 interval over questions (jointly over the benchmarks) and, with >= 3 seeds, a t interval over seeds, a
 plain verdict ("no significant difference at this scale" when an interval contains 0), and whether the
 benchmarks it covers are the SEA paper's Table 2 set (`PAPER_BENCHMARKS`), so that it is never set beside
-the paper's +7.61 % on another basis. Intervals and flags: `sea.eval.stats`; rendering: `sea.eval.render`.
+the paper's +7.61 % on another basis. Intervals and flags: `sea.eval.stats`; rendering: `sea.eval.render`;
+reading the run folders and writing the report: `sea.stages.report`.
 """
 
 from __future__ import annotations
@@ -46,28 +47,13 @@ from typing import Any
 
 import numpy as np
 
-from sea.errors import SeaError
 from sea.eval import stats
-from sea.eval.render import (
-    ALIGN_PNG,
-    BENCHMARKS_PNG,
-    average_lines,
-    headline_table,
-    plot_benchmarks,
-    plot_train_curves,
-    render_markdown,
-)
 from sea.eval.report import flat_metrics, metric_name
 from sea.eval.stats import finite
 
 log = logging.getLogger(__name__)
 
 BASELINE = "baseline"
-SCORES_FILE = "scores.json"
-OUTCOMES_FILE = "outcomes.json"
-TRAIN_LOG = "train_log.jsonl"
-REPORT_MD = "report.md"
-COMPARISON_JSON = "comparison.json"
 
 # benchmark (scorer) -> (headline metric, description)
 HEADLINES: dict[str, tuple[str, str]] = {
@@ -103,85 +89,6 @@ ORDER = (
     "vqav2", "textvqa", "gqa", "sqa", "scienceqa", "mmbench", "mmbench_cn", "pope", "vizwiz", "mmvet", "mme",
     "seed",
 )  # fmt: skip
-# ---- reading ---------------------------------------------------------------------------------------
-
-
-def instance_dir(root: str | Path, seed: int, arm: str) -> Path:
-    """`<root>/seed<seed>/<arm>` (the layout of `sea.stages.base.instance_subdir`)."""
-    from sea.stages.base import instance_subdir
-
-    return Path(root) / instance_subdir(seed, arm)
-
-
-def load_scores(root: str | Path, seeds: Sequence[int], arms: Sequence[str]) -> dict[int, dict[str, dict]]:
-    """`{seed: {arm: scores}}` from `<root>/seed<s>/<arm>/scores.json`; a SeaError naming every missing
-    file."""
-    missing = [
-        instance_dir(root, s, a) / SCORES_FILE
-        for s in seeds
-        for a in arms
-        if not (instance_dir(root, s, a) / SCORES_FILE).is_file()
-    ]
-    if missing:
-        raise SeaError(
-            f"report: {len(missing)} scores file(s) missing (run the `evaluate` stage for every seed and "
-            f"arm first): " + ", ".join(str(p) for p in missing)
-        )
-    out: dict[int, dict[str, dict]] = {}
-    for s in seeds:
-        for a in arms:
-            path = instance_dir(root, s, a) / SCORES_FILE
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as e:
-                raise SeaError(f"report: {path} is not valid JSON: {e}") from e
-            if not isinstance(data, dict):
-                raise SeaError(f"report: {path} is not a JSON object of benchmark results")
-            out.setdefault(int(s), {})[a] = data
-    return out
-
-
-def load_outcomes(
-    root: str | Path, seeds: Sequence[int], arms: Sequence[str]
-) -> dict[int, dict[str, dict[str, Any]]]:
-    """`{seed: {arm: outcomes}}` from `<root>/seed<s>/<arm>/outcomes.json` (written by `evaluate`); a run
-    without the file is left out (logged: its benchmarks get no bootstrap interval)."""
-    out: dict[int, dict[str, dict[str, Any]]] = {}
-    for s in seeds:
-        for a in arms:
-            path = instance_dir(root, s, a) / OUTCOMES_FILE
-            if not path.is_file():
-                log.warning("report: no %s (rerun `evaluate`): no bootstrap intervals", path)
-                continue
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as e:
-                raise SeaError(f"report: {path} is not valid JSON: {e}") from e
-            out.setdefault(int(s), {})[a] = data
-    return out
-
-
-def read_train_log(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of a `train_log.jsonl` (one per logged step), in file order; [] when the file is absent."""
-    from sea.eval.answers import read_jsonl
-
-    return read_jsonl(path) if Path(path).is_file() else []
-
-
-def load_train_logs(
-    root: str | Path, seeds: Sequence[int], arms: Sequence[str]
-) -> dict[str, dict[int, list[dict[str, Any]]]]:
-    """`{arm: {seed: rows}}` of `<root>/seed<s>/<arm>/train_log.jsonl`; absent logs are left out (logged)."""
-    out: dict[str, dict[int, list[dict[str, Any]]]] = {}
-    for a in arms:
-        for s in seeds:
-            path = instance_dir(root, s, a) / TRAIN_LOG
-            rows = read_train_log(path)
-            if rows:
-                out.setdefault(a, {})[int(s)] = rows
-            else:
-                log.warning("report: no train log at %s", path)
-    return out
 
 
 def read_label_metrics(path: str | Path) -> dict[str, float] | None:
@@ -410,52 +317,3 @@ def flat_summary(comparison: Mapping[str, Any]) -> dict[str, float]:
         for a in comparison["arms"]:
             put(metric_name(a, "diagnostics", *name.split("/"), "mean"), row["mean"][a])
     return out
-
-
-def summary_text(comparison: Mapping[str, Any]) -> str:
-    """The headline table and the average's verdict lines (what the flow prints)."""
-    return "\n".join([headline_table(comparison), "", *average_lines(comparison)]).rstrip()
-
-
-def read_report_table(report_dir: str | Path) -> str:
-    """`summary_text` of a finished report folder (from its `comparison.json`), for printing."""
-    path = Path(report_dir) / COMPARISON_JSON
-    if not path.is_file():
-        raise SeaError(f"report: {path} not found; run the `report` stage first")
-    return summary_text(json.loads(path.read_text(encoding="utf-8")))
-
-
-# ---- all of it -------------------------------------------------------------------------------------
-
-
-def write_report(
-    out: str | Path,
-    scores_root: str | Path,
-    align_root: str | Path,
-    arms: Sequence[str],
-    seeds: Sequence[int],
-    label_json: str | Path | None = None,
-    baseline: str = BASELINE,
-    settings: stats.Settings | None = None,
-) -> dict[str, Any]:
-    """Read the per-(seed, arm) scores, outcomes and stage-1 logs, write `report.md`, `comparison.json`,
-    `benchmarks.png` and `align_curves.png` into `out`; returns the comparison."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if not arms or not seeds:
-        raise SeaError(
-            f"report: needs at least one arm and one seed (arms={list(arms)}, seeds={list(seeds)})"
-        )
-    scores = load_scores(scores_root, seeds, arms)
-    outcomes = load_outcomes(scores_root, seeds, arms)
-    comparison = compare(scores, arms, seeds, baseline, outcomes, settings)
-    label = read_label_metrics(label_json) if label_json else None
-    comparison["label_quality"] = label
-    logs = load_train_logs(align_root, seeds, arms)
-    plot_benchmarks(comparison, out / BENCHMARKS_PNG)
-    plot_train_curves(logs, list(arms), out / ALIGN_PNG)
-    (out / REPORT_MD).write_text(render_markdown(comparison, label), encoding="utf-8")
-    (out / COMPARISON_JSON).write_text(
-        json.dumps(comparison, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-    return comparison

@@ -1,7 +1,8 @@
 """Alignment diagnostics of visual tokens against the LLM's input embeddings (sea-method.md 7.5).
 
-- Word embeddings Psi(w): the mean of the LLM input-embedding rows of `tokenize(" " + w)` without special
-  tokens (Eq. 10, the same definition as the SEA label embedding).
+- Word embeddings Psi(w): exactly the SEA loss's label embedding (Eq. 10), computed by the same
+  function (`sea.training.sea_loss.label_embedding_table`: the mean input embedding of the tokens that
+  `word_prefix + w` gets in context, with `align.sea`'s `word_prefix` and `tokenize`).
 - Nearest-word decoding (Eq. 4): each visual token (adapter output) -> the word with the highest cosine.
   On the shapes world, scored against the per-patch ground truth: an object patch is right when its
   word is the object's colour or shape; background patches are reported apart (right when the word is
@@ -35,23 +36,6 @@ CHUNK = 4096  # visual tokens per similarity chunk
 # --------------------------------------------------------------------------------------- embeddings
 
 
-def word_token_ids(tokenizer: Any, words: Sequence[str]) -> list[list[int]]:
-    """Token ids of `" " + word` for each word, without special tokens."""
-    return [list(tokenizer.encode(" " + w, add_special_tokens=False)) for w in words]
-
-
-def mean_embeddings(embedding: torch.Tensor, ids: Sequence[Sequence[int]]) -> torch.Tensor:
-    """Mean embedding row per id list (fp32); SeaError for an empty list."""
-    empty = [i for i, x in enumerate(ids) if not x]
-    if empty:
-        raise SeaError(f"{len(empty)} word(s) tokenize to nothing (positions {empty[:10]})")
-    flat = torch.tensor([t for x in ids for t in x], dtype=torch.long, device=embedding.device)
-    offsets = torch.tensor(
-        [0, *torch.tensor([len(x) for x in ids]).cumsum(0)[:-1].tolist()], device=embedding.device
-    )
-    return F.embedding_bag(flat, embedding.float(), offsets, mode="mean")
-
-
 @dataclass
 class WordTable:
     """A word list with its Psi(w) rows (fp32) and their unit-norm copies."""
@@ -61,18 +45,34 @@ class WordTable:
     unit: torch.Tensor  # (q, d)
 
     @classmethod
-    def build(cls, words: Sequence[str], tokenizer: Any, embedding: torch.Tensor) -> WordTable:
-        """From the LLM tokenizer and input-embedding matrix (`llm.get_input_embeddings().weight`)."""
+    def build(
+        cls,
+        words: Sequence[str],
+        tokenizer: Any,
+        embedding: torch.Tensor,
+        word_prefix: str = " ",
+        tokenize: str = "in_context",
+    ) -> WordTable:
+        """From the LLM tokenizer and input-embedding matrix (`llm.get_input_embeddings().weight`), with
+        the SEA loss's label embedding; words without tokens are left out."""
+        from sea.training.sea_loss import label_embedding_table
+
         words = [w for w in dict.fromkeys(str(w).strip() for w in words) if w]
         if not words:
             raise SeaError("the word list for the diagnostics is empty")
-        with torch.no_grad():
-            vectors = mean_embeddings(embedding.detach(), word_token_ids(tokenizer, words))
+        vectors, has = label_embedding_table(embedding.detach(), tokenizer, words, word_prefix, tokenize)
+        has = has.to(vectors.device)
+        if not bool(has.all()):
+            words = [w for w, ok in zip(words, has.tolist(), strict=True) if ok]
+            vectors = vectors[has]
         return cls(words, vectors, F.normalize(vectors, dim=-1))
 
     @classmethod
-    def from_model(cls, model: Any, words: Sequence[str]) -> WordTable:
-        return cls.build(words, model.tokenizer, model.llm.get_input_embeddings().weight)
+    def from_model(
+        cls, model: Any, words: Sequence[str], word_prefix: str = " ", tokenize: str = "in_context"
+    ) -> WordTable:
+        weight = model.llm.get_input_embeddings().weight
+        return cls.build(words, model.tokenizer, weight, word_prefix, tokenize)
 
     def index(self, word: str) -> int | None:
         try:
@@ -201,12 +201,16 @@ def run_diagnostics(
     batch_size: int = 16,
     tacs_k: int = 10,
     examples: int = 2,
+    word_prefix: str = " ",
+    tokenize: str = "in_context",
+    table: WordTable | None = None,
 ) -> tuple[dict[str, float], str]:
     """Metrics (rates in percent) and a text dump of the decoded word grid of the first `examples` images.
 
     `pixels` are preprocessed images; `captions` (one per image) enable TACS; `truth_rows` (world
-    ground-truth rows, one per image) enable the nearest-word accuracy."""
-    table = WordTable.from_model(model, words)
+    ground-truth rows, one per image) enable the nearest-word accuracy. Words are embedded as the SEA
+    loss embeds labels (`word_prefix`, `tokenize`: `align.sea`'s), or given as `table`."""
+    table = table or WordTable.from_model(model, words, word_prefix, tokenize)
     embedding = model.llm.get_input_embeddings().weight
     grid = tuple(model.vision.grid)
     total_gap, n_tokens, cos_sum = 0.0, 0, 0.0
@@ -265,3 +269,124 @@ def world_words(rows: Sequence[dict[str, Any]]) -> list[str]:
         o[k] for r in rows for o in r.get("objects", []) for k in ("color", "shape")
     }
     return sorted(words)
+
+
+# --------------------------------------------------------------------------------------- inputs
+
+
+def diagnostic_inputs(
+    model: Any, dcfg: dict[str, Any], aspect: str
+) -> tuple[list[Any], list[str] | None, list[dict] | None, list[str]] | None:
+    """(pixels, captions, world ground-truth rows or None, words) for the diagnostics, or None when
+    there is nothing to run them on (see conf/eval/default.yaml)."""
+    from sea.eval.batch_generate import EvalQuestion as Q
+    from sea.eval.batch_generate import open_image, preprocess_image
+    from sea.utils.io import read_json, read_jsonl
+
+    limit = int(dcfg.get("max_images") or 64)
+    gt_path = Path(dcfg["ground_truth"]) if dcfg.get("ground_truth") else None
+    rows: list[dict] | None = None
+    if gt_path is not None and gt_path.is_file():
+        rows = read_jsonl(gt_path)[:limit]
+        root = Path(dcfg.get("image_root") or gt_path.parent.parent)
+        images = [open_image(Q(r["id"], "", "", image=r["image"]), root) for r in rows]
+        captions = [world_caption(r) for r in rows]
+    elif dcfg.get("captions"):
+        samples = held_out_samples(read_json(dcfg["captions"]), dcfg, limit)
+        folder = Path(dcfg["image_folder"]) if dcfg.get("image_folder") else None
+        images = [open_image(Q(s.get("id"), "", "", image=s["image"]), folder) for s in samples]
+        captions = [next(t["value"] for t in s["conversations"] if t.get("from") == "gpt") for s in samples]
+    else:
+        log.info("diagnostics: no world ground truth at %s and no captions file: skipped", gt_path)
+        return None
+    wl = Path(dcfg["wordlist"]) if dcfg.get("wordlist") else None
+    if wl is not None and wl.is_file():
+        words = read_wordlist(wl)
+    elif rows is not None:
+        log.warning("diagnostics: word list %s not found: decoding over the world's vocabulary only", wl)
+        words = world_words(rows)
+    else:
+        log.info("diagnostics: word list %s not found: skipped", wl)
+        return None
+    pixels = [preprocess_image(model, im, aspect) for im in images]
+    return pixels, captions, rows, words
+
+
+def held_out_samples(samples: list[dict], dcfg: dict[str, Any], limit: int) -> list[dict]:
+    """The first `limit` caption samples that no stage trained on: those of the `held_out` manifest
+    (`prepare`'s `pretrain_heldout.jsonl`) when given, and never one whose image is in a `trained`
+    manifest (same image folder)."""
+    from sea.data.llava import read_manifest
+
+    if dcfg.get("held_out"):
+        path = Path(dcfg["held_out"])
+        if not path.is_file():
+            raise SeaError(f"{path}: no held-out manifest; set data.pretrain.holdout and run `prepare` again")
+        samples = [samples[int(r["index"])] for r in read_manifest(path)]
+    trained = {r.get("image") for m in dcfg.get("trained") or () if Path(m).is_file() for r in read_manifest(m)}
+    kept = [s for s in samples if s.get("image") not in trained]
+    if samples and not kept:
+        raise SeaError(
+            f"diagnostics: all {len(samples)} caption images of {dcfg.get('captions')} were trained on; set "
+            "data.pretrain.holdout (prepare) or eval.diagnostics.captions to held-out images"
+        )
+    return kept[:limit]
+
+
+# --------------------------------------------------------------------------------------- during stage 1
+
+
+class TrainingProbe:
+    """The diagnostics of a model under training every `every` optimizer steps (the paper's Fig. 5
+    tracks TACS over stage 1), on fixed held-out images, logged as MLflow curves `<prefix>/<name>`.
+    Call it as the loop's `after_step` hook; it runs on the main process only. The word table is built
+    once (the LLM's input embeddings are frozen in stage 1)."""
+
+    def __init__(
+        self,
+        model: Any,
+        inputs: tuple[list[Any], list[str] | None, list[dict] | None, list[str]],
+        every: int,
+        *,
+        word_prefix: str = " ",
+        tokenize: str = "in_context",
+        batch_size: int = 16,
+        tacs_k: int = 10,
+        prefix: str = "align_diag",
+    ) -> None:
+        self.model, self.every, self.prefix = model, int(every), prefix
+        self.pixels, self.captions, self.rows, words = inputs
+        self.table = WordTable.from_model(model, words, word_prefix, tokenize)
+        self.batch_size, self.tacs_k = batch_size, tacs_k
+        self.history: list[tuple[int, dict[str, float]]] = []
+
+    def measure(self) -> dict[str, float]:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            metrics, _ = run_diagnostics(
+                self.model,
+                self.pixels,
+                self.table.words,
+                self.captions,
+                self.rows,
+                batch_size=self.batch_size,
+                tacs_k=self.tacs_k,
+                examples=0,
+                table=self.table,
+            )
+        finally:
+            self.model.train(was_training)
+        return metrics
+
+    def __call__(self, state: Any, row: dict[str, float]) -> None:
+        if self.every <= 0 or state.step % self.every:
+            return
+        from sea.tracking import current
+
+        metrics = self.measure()
+        self.history.append((state.step, metrics))
+        current().log_metrics({f"{self.prefix}/{k}": v for k, v in metrics.items()}, step=state.step)
+        log.info(
+            "%s step %d: %s", self.prefix, state.step, ", ".join(f"{k} {v:.3f}" for k, v in metrics.items())
+        )

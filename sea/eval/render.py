@@ -3,13 +3,16 @@ the comparison dict, so a saved `comparison.json` renders the same."""
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sea.errors import SeaError
 from sea.eval.stats import finite
+from sea.layout import COMPARISON_JSON
 
 BENCHMARKS_PNG = "benchmarks.png"
 ALIGN_PNG = "align_curves.png"
@@ -228,6 +231,7 @@ def label_quality_lines(label: Mapping[str, float] | None) -> list[str]:
     ):
         if key in label:
             lines.append(f"- {what}: {label[key]:.3f}")
+    lines += agreement_lines(label)
     stored = {k.split("/", 2)[2]: v for k, v in label.items() if k.startswith("quality/labels/")}
     if not stored:
         lines.append("- label quality not measured (no ground truth, e.g. real data)")
@@ -240,6 +244,28 @@ def label_quality_lines(label: Mapping[str, float] | None) -> list[str]:
         lines.append(f"- configured labeling variant is the best measured one: {best}")
     if "quality/images" in label:
         lines.append(f"- measured on {int(label['quality/images'])} images with ground truth")
+    return lines
+
+
+def agreement_lines(label: Mapping[str, float]) -> list[str]:
+    """The stored labels' caption agreement (`sea.labeling.agreement`), measured with or without ground
+    truth."""
+    a = {k.split("/", 2)[2]: v for k, v in label.items() if k.startswith("agreement/labels/")}
+    if not a:
+        return ["- caption agreement not measured (labels from before it existed)"]
+    lines = [
+        f"- stored labels, caption agreement (labelled patches naming a word of their own caption): "
+        f"{a['patch_agreement']:.3f} vs chance {a['patch_chance']:.3f} (another image's caption); images "
+        f"{a['image_agreement']:.3f} vs {a['image_chance']:.3f}",
+        f"- stored labels, diversity: top-1 entropy {a['top1_entropy_bits']:.2f} bits, 10 most frequent "
+        f"top-1 words on {a['top10_share']:.3f} of labelled patches (the first on "
+        f"{a['top1_max_share']:.3f}), distinctness {a['distinctness']:.3f}",
+    ]
+    if "agreement/images" in label:
+        lines.append(f"- caption agreement measured on {int(label['agreement/images'])} pretraining images")
+    if "agreement/matches_truth_best" in label:
+        same = "yes" if label["agreement/matches_truth_best"] else "no"
+        lines.append(f"- caption agreement's best variant is ground truth's best: {same}")
     return lines
 
 
@@ -425,3 +451,19 @@ def plot_train_curves(
         else:
             ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
     return _save(fig, path)
+
+
+# ---- printing ----------------------------------------------------------------------------------
+
+
+def summary_text(comparison: Mapping[str, Any]) -> str:
+    """The headline table and the average's verdict lines (what the flow prints)."""
+    return "\n".join([headline_table(comparison), "", *average_lines(comparison)]).rstrip()
+
+
+def read_report_table(report_dir: str | Path) -> str:
+    """`summary_text` of a finished report folder (from its `comparison.json`), for printing."""
+    path = Path(report_dir) / COMPARISON_JSON
+    if not path.is_file():
+        raise SeaError(f"report: {path} not found; run the `report` stage first")
+    return summary_text(json.loads(path.read_text(encoding="utf-8")))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sea.errors import SeaError
+from sea.layout import COMPARISON_JSON
 
 MARKER = "<!-- generated above; what the data show, written by a person, below -->"
 PLOT = "embedded_study_dose.png"
@@ -20,7 +21,7 @@ PROBE_KEY = "probe/object_f1"
 
 
 def read_comparison(report_dir: Path) -> dict[str, Any]:
-    path = Path(report_dir) / "comparison.json"
+    path = Path(report_dir) / COMPARISON_JSON
     if not path.is_file():
         raise SeaError(f"{path} not found: the study's report stage did not finish")
     return json.loads(path.read_text(encoding="utf-8"))
@@ -124,7 +125,8 @@ def write_study_doc(
     command: str,
 ) -> Path:
     """Write the study document (module docstring) and its plot next to it; returns the document."""
-    from sea.eval.compare import read_label_metrics, summary_text
+    from sea.eval.compare import read_label_metrics
+    from sea.eval.render import summary_text
 
     main = read_comparison(reports["comparison"])
     dose = read_comparison(reports["dose"])

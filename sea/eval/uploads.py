@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from sea.errors import SeaError
-from sea.eval.answers import check_missing, listing, read_jsonl
+from sea.eval.answers import check_missing, listing
 from sea.eval.normalize import EvalAIAnswerProcessor
 from sea.eval.scorers.common import qid_key
+from sea.utils.io import read_jsonl
 
 EXTENSIONS = {"vqav2": ".json", "vizwiz": ".json", "mmbench": ".xlsx", "mmvet": ".json"}
 # What scores each upload, for the report and the `server` entry of scores.json.

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from sea.errors import SeaError
-from sea.models.constants import DEFAULT_IMAGE_TOKEN
+from sea.data.llava import IMAGE_TOKEN
 
 log = logging.getLogger(__name__)
 
@@ -181,9 +181,9 @@ def image_processor(tower: Any, image_aspect_ratio: str) -> Any:
 
 def add_image_token(tokenizer: Any) -> int:
     """Add `<image>` as a special token (if absent); its id."""
-    if DEFAULT_IMAGE_TOKEN not in tokenizer.get_vocab():
-        tokenizer.add_special_tokens({"additional_special_tokens": [DEFAULT_IMAGE_TOKEN]})
-    return int(tokenizer.convert_tokens_to_ids(DEFAULT_IMAGE_TOKEN))
+    if IMAGE_TOKEN not in tokenizer.get_vocab():
+        tokenizer.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})
+    return int(tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
 
 
 def fit_vocabulary(llm: Any, size: int) -> None:
@@ -282,7 +282,7 @@ def export_llava(
         stop_ids = end_of_turn_ids(tokenizer, template)
     except ValueError as err:
         raise SeaError(f"template {template!r}: {err}") from None
-    chat_template = llava_chat_template(tokenizer, template, DEFAULT_IMAGE_TOKEN)
+    chat_template = llava_chat_template(tokenizer, template, IMAGE_TOKEN)
     processor_images = image_processor(mllm.vision, image_aspect_ratio)
     vision = clip_vision_model(mllm.vision)
 
@@ -316,7 +316,7 @@ def export_llava(
         patch_size=mllm.vision.patch_size[0],
         vision_feature_select_strategy=strategy,
         chat_template=chat_template,
-        image_token=DEFAULT_IMAGE_TOKEN,
+        image_token=IMAGE_TOKEN,
         num_additional_image_tokens=1,
     )
     with atomic_dir(out) as tmp:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from sea.labeling.agreement import AUTO
 from sea.labeling.patches import AMP_DTYPES, check_feature, iter_batches, patch_features
 from sea.labeling.scoring import DEFAULT_CHUNK_ELEMS, BackgroundFilter, check_sign, score_patches
 from sea.labeling.storage import ShardWriter
@@ -40,8 +41,10 @@ class LabelSettings:
     background: BackgroundFilter = field(default_factory=BackgroundFilter)
 
     def __post_init__(self) -> None:
-        check_feature(self.feature)
-        check_sign(self.sign)
+        if self.feature != AUTO:
+            check_feature(self.feature)
+        if self.sign != AUTO:
+            check_sign(self.sign)
         templates_of(list(self.prompt))
         if self.top_n < 1 or self.batch_size < 1:
             from sea.errors import SeaError
@@ -65,6 +68,16 @@ class LabelSettings:
             chunk_elems=int(c.get("chunk_elems", DEFAULT_CHUNK_ELEMS)),
             background=BackgroundFilter.from_config(c.get("background")),
         )
+
+    @property
+    def auto(self) -> bool:
+        """Whether `feature` or `sign` is `auto` (picked by caption agreement, `sea.labeling.agreement`)."""
+        return AUTO in (self.feature, self.sign)
+
+    def with_variant(self, variant: str) -> LabelSettings:
+        """These settings with `<feature>/<sign>` set."""
+        feature, sign = variant.split("/")
+        return replace(self, feature=feature, sign=sign)
 
     def describe(self) -> dict[str, Any]:
         """What the manifest records about how labels were made."""
@@ -97,6 +110,8 @@ class Labeler:
         target_grid: Sequence[int] | None = None,
         target_cover: Sequence[float] | None = None,
     ) -> None:
+        if settings.auto:
+            raise ValueError("resolve label.feature / label.sign 'auto' (LabelSettings.with_variant) first")
         self.tower = tower
         self.settings = settings
         self.mixed_precision = mixed_precision

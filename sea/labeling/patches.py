@@ -90,3 +90,20 @@ def iter_batches(
     )
     for idx, images in loader:
         yield idx.tolist(), images
+
+
+def sample_features(
+    tower: Any,
+    rows: Sequence[dict],
+    image_folder: str | Path,
+    batch_size: int,
+    mixed_precision: str | None = None,
+    features: Sequence[str] = FEATURES,
+) -> dict[str, torch.Tensor]:
+    """Patch features of every variant in `features` for `rows` (one pass over the images): feature ->
+    (B, N, embed_dim), normalised, on the tower's device."""
+    chunks: dict[str, list[torch.Tensor]] = {f: [] for f in features}
+    for _, images in iter_batches(rows, image_folder, tower.preprocess, batch_size):
+        for f in features:
+            chunks[f].append(patch_features(tower, images, f, mixed_precision))
+    return {f: torch.cat(v) for f, v in chunks.items()}

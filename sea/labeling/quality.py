@@ -182,7 +182,7 @@ def run_quality(
     """The `label.quality` report of a labeler on manifest rows with world ground truth: every variant
     (feature x sign), the background filters on the configured variant, the stored labels; writes
     `report.json`, `report.md` and `label_maps/*.png` under `out`. Empty without ground truth."""
-    from sea.labeling.patches import FEATURES, iter_batches, patch_features
+    from sea.labeling.patches import sample_features
     from sea.labeling.scoring import SIGNS
 
     gt_path = qcfg.get("ground_truth")
@@ -198,11 +198,7 @@ def run_quality(
     gt = ground_truth_on_grid(
         [truth[r["image"]] for r in picked], [r["id"] for r in picked], target_grid, words
     )
-    chunks: dict[str, list[torch.Tensor]] = {f: [] for f in FEATURES}
-    for _, images in iter_batches(picked, image_folder, tower.preprocess, s.batch_size):
-        for f in FEATURES:
-            chunks[f].append(patch_features(tower, images, f, labeler.mixed_precision))
-    feats = {f: torch.cat(v) for f, v in chunks.items()}
+    feats = sample_features(tower, picked, image_folder, s.batch_size, labeler.mixed_precision)
     text = labeler.text.float()
     map_ids = None
     if tuple(tower.grid) != tuple(target_grid):

@@ -1,8 +1,8 @@
 """Models: the frozen vision towers (open_clip CLIP/SigLIP, timm DINOv2), the adapter registry, HF
 causal-LM loading and the LLaVA-style wrapper `SeaMLLM`.
 
-Names are imported lazily, so `from sea.models.constants import IMAGE_TOKEN_INDEX` (or importing this
-package) does not pay for torch, open_clip or transformers.
+Names are imported lazily, so importing this package (for LLaVA's token constants, kept in
+`sea.data.llava`) does not pay for torch, open_clip or transformers.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from sea.models.constants import DEFAULT_IMAGE_TOKEN, IGNORE_INDEX, IMAGE_TOKEN_INDEX
+from sea.data.llava import IGNORE_INDEX, IMAGE_TOKEN, IMAGE_TOKEN_INDEX
 
 _LAZY = {
     "VisionTower": "sea.models.vision",
@@ -27,7 +27,7 @@ _LAZY = {
     "greedy_generate": "sea.models.generation",
 }
 
-__all__ = ["DEFAULT_IMAGE_TOKEN", "IGNORE_INDEX", "IMAGE_TOKEN_INDEX", *_LAZY]
+__all__ = ["IMAGE_TOKEN", "IGNORE_INDEX", "IMAGE_TOKEN_INDEX", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -18,9 +18,10 @@ import torch
 from torch import nn
 from transformers.utils import ModelOutput
 
+from sea.data.llava import IGNORE_INDEX, IMAGE_TOKEN_INDEX
 from sea.errors import SeaError
+from sea.layout import ADAPTER_FILE
 from sea.models.adapter import adapter_dims, build_adapter, load_adapter, save_adapter
-from sea.models.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
 from sea.models.llm import load_llm
 from sea.models.vision import VisionTower, plain
 from sea.utils.io import atomic_dir, read_json, write_json
@@ -28,7 +29,6 @@ from sea.utils.io import atomic_dir, read_json, write_json
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "sea_mllm.json"
-ADAPTER_FILE = "adapter.safetensors"
 FORMAT_VERSION = 1
 
 ImagesArg = torch.Tensor | Sequence[torch.Tensor | None] | None

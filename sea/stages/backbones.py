@@ -30,8 +30,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from sea.config import select
 from sea.errors import SeaError
-from sea.stages.base import Stage, select
+from sea.stages.base import Stage
 from sea.utils.io import write_json
 
 log = logging.getLogger(__name__)

@@ -11,37 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from sea.config import select, select_or
 from sea.errors import SeaError
-from sea.stages.integrity import SUCCESS, file_digests, find_damage, full_check_requested, nonfinite_metrics
+from sea.integrity import file_digests, find_damage, full_check_requested, nonfinite_metrics
+from sea.layout import SUCCESS, input_fingerprint, instance_subdir, root_relative
 from sea.utils.dist import ProcessInfo, process_info
 from sea.utils.io import atomic_dir, read_json, replace_dir, sha256_bytes, write_json
 from sea.utils.lock import exclusive
 
 log = logging.getLogger(__name__)
-
-
-def select(cfg: DictConfig, key: str) -> Any:
-    """The plain (resolved) value of a dotted key; a clear error when the key is missing."""
-    value = OmegaConf.select(cfg, key, throw_on_missing=True, default=KeyError)
-    if value is KeyError:
-        raise KeyError(f"config key '{key}' is missing")
-    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-
-
-def select_or(cfg: DictConfig, key: str, default: Any = None) -> Any:
-    """Like `select`, with `default` for a missing or null key."""
-    try:
-        value = select(cfg, key)
-    except KeyError:
-        return default
-    return default if value is None else value
-
-
-def instance_subdir(seed: int, arm: str) -> str:
-    """Where one training run (seed, arm) of a per-arm stage lives under the stage's folder."""
-    return f"seed{int(seed)}/{arm}"
 
 
 def lock_path(final: Path) -> Path:
@@ -57,31 +37,6 @@ def remove_stale_temps(final: Path) -> None:
         for stale in final.parent.glob(pattern):
             log.warning("removing %s, left by a crashed run", stale)
             shutil.rmtree(stale, ignore_errors=True)
-
-
-def root_relative(value: Any, root: str | Path | None) -> Any:
-    """`value` (a JSON-like tree) with every path string under `root` written as `<root>/...`, so
-    hashes and fingerprints survive moving or copying the root."""
-    if root is None:
-        return value
-    root = str(root).rstrip("/")
-    if isinstance(value, dict):
-        return {root_relative(k, root): root_relative(v, root) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [root_relative(v, root) for v in value]
-    if isinstance(value, (str, Path)) and (str(value) == root or str(value).startswith(root + "/")):
-        return "<root>" + str(value)[len(root) :]
-    return value
-
-
-def input_fingerprint(path: Path) -> Any:
-    """What identifies an input's content cheaply: a finished stage's hash, or a file's size and mtime."""
-    if (path / SUCCESS).is_file():
-        return read_json(path / SUCCESS)["config_hash"]
-    if path.is_file():
-        st = path.stat()
-        return [st.st_size, st.st_mtime_ns]
-    return None
 
 
 @dataclass(frozen=True)
@@ -151,7 +106,9 @@ class Stage:
             paths += [Path(v) for v in values if v is not None]
         return paths
 
-    def config_hash(self, cfg: DictConfig, arm: str | None = None) -> str:
+    def hash_record(self, cfg: DictConfig, arm: str | None = None) -> dict[str, Any]:
+        """What identifies a run of the stage: its params, its inputs' fingerprints, its instance
+        (paths under `paths.root` written relative to it, so a moved root keeps its hashes)."""
         record = {
             "stage": self.name,
             "params": {key: select(cfg, key) for key in self.params},
@@ -159,7 +116,10 @@ class Stage:
         }
         if self.per_arm:
             record["instance"] = self.instance(cfg, arm)
-        record = root_relative(record, select_or(cfg, "paths.root"))
+        return root_relative(record, select_or(cfg, "paths.root"))
+
+    def config_hash(self, cfg: DictConfig, arm: str | None = None) -> str:
+        record = self.hash_record(cfg, arm)
         return sha256_bytes(json.dumps(record, sort_keys=True, default=str).encode())[:16]
 
     def stored_metrics(self, cfg: DictConfig, arm: str | None = None) -> dict | None:

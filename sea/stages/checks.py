@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 
 from omegaconf import DictConfig
 
+from sea.config import select, select_or
 from sea.errors import SeaError
-from sea.stages.base import select, select_or
 
 
 def check_runs(cfg: DictConfig) -> None:

@@ -33,9 +33,11 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from sea.config import select, select_or
 from sea.errors import SeaError
-from sea.stages.base import Stage, instance_subdir, select, select_or
-from sea.stages.integrity import check_input
+from sea.integrity import check_input
+from sea.layout import ADAPTER_FILE, OUTCOMES_FILE, SCORES_FILE, instance_subdir
+from sea.stages.base import Stage
 
 log = logging.getLogger(__name__)
 
@@ -77,61 +79,22 @@ def model_folder(models: Any, instance: str, arm: str) -> Path:
     return folder
 
 
-def diagnostic_inputs(
-    model: Any, dcfg: dict[str, Any], aspect: str
-) -> tuple[list[Any], list[str] | None, list[dict] | None, list[str]] | None:
-    """(pixels, captions, world ground-truth rows or None, words) for the diagnostics, or None when
-    there is nothing to run them on (see conf/eval/default.yaml)."""
-    from sea.eval.answers import read_json, read_jsonl
-    from sea.eval.diagnostics import read_wordlist, world_caption, world_words
-    from sea.eval.runner import EvalQuestion as Q
-    from sea.eval.runner import open_image, preprocess_image
-
-    limit = int(dcfg.get("max_images") or 64)
-    gt_path = Path(dcfg["ground_truth"]) if dcfg.get("ground_truth") else None
-    rows: list[dict] | None = None
-    if gt_path is not None and gt_path.is_file():
-        rows = read_jsonl(gt_path)[:limit]
-        root = Path(dcfg.get("image_root") or gt_path.parent.parent)
-        images = [open_image(Q(r["id"], "", "", image=r["image"]), root) for r in rows]
-        captions = [world_caption(r) for r in rows]
-    elif dcfg.get("captions"):
-        samples = read_json(dcfg["captions"])[:limit]
-        folder = Path(dcfg["image_folder"]) if dcfg.get("image_folder") else None
-        images = [open_image(Q(s.get("id"), "", "", image=s["image"]), folder) for s in samples]
-        captions = [next(t["value"] for t in s["conversations"] if t.get("from") == "gpt") for s in samples]
-    else:
-        log.info("diagnostics: no world ground truth at %s and no captions file: skipped", gt_path)
-        return None
-    wl = Path(dcfg["wordlist"]) if dcfg.get("wordlist") else None
-    if wl is not None and wl.is_file():
-        words = read_wordlist(wl)
-    elif rows is not None:
-        log.warning("diagnostics: word list %s not found: decoding over the world's vocabulary only", wl)
-        words = world_words(rows)
-    else:
-        log.info("diagnostics: word list %s not found: skipped", wl)
-        return None
-    pixels = [preprocess_image(model, im, aspect) for im in images]
-    return pixels, captions, rows, words
-
-
 def stage1_probe(
     cfg: DictConfig, pcfg: dict[str, Any], dcfg: dict[str, Any], instance: str, batch_size: int, out: Path
 ) -> dict[str, float]:
     """Caption grounding of the run's stage-1 model (`sea.eval.grounding`) on the world's eval images;
     empty without world ground truth."""
-    from sea.eval.answers import read_jsonl
+    from sea.eval.batch_generate import EvalQuestion, open_image, preprocess_image
     from sea.eval.grounding import run_probe
-    from sea.eval.runner import EvalQuestion, open_image, preprocess_image
     from sea.models.adapter import load_adapter
     from sea.models.mllm import SeaMLLM
+    from sea.utils.io import read_jsonl
 
     gt_path = Path(dcfg["ground_truth"]) if dcfg.get("ground_truth") else None
     if gt_path is None or not gt_path.is_file():
         log.info("stage-1 probe: no world ground truth at %s: skipped", gt_path)
         return {}
-    adapter = Path(pcfg["adapters"]) / instance / "adapter.safetensors"
+    adapter = Path(pcfg["adapters"]) / instance / ADAPTER_FILE
     if not adapter.is_file():  # e.g. an outside model evaluated through an `eval.models` mapping
         log.warning("stage-1 probe: no stage-1 adapter at %s: skipped", adapter)
         return {}
@@ -150,9 +113,15 @@ def build(cfg: DictConfig, out: Path, arm: str) -> dict:
     import torch
 
     from sea import tracking
-    from sea.eval.diagnostics import run_diagnostics
+    from sea.eval.batch_generate import (
+        AnswerGenerator,
+        benchmark_specs,
+        process_info,
+        run_benchmark,
+        score_benchmark,
+    )
+    from sea.eval.diagnostics import diagnostic_inputs, run_diagnostics
     from sea.eval.report import flat_metrics, markdown_table, metric_name
-    from sea.eval.runner import AnswerGenerator, benchmark_specs, process_info, run_benchmark, score_benchmark
     from sea.models.mllm import SeaMLLM
     from sea.utils.io import write_json
 
@@ -205,6 +174,8 @@ def build(cfg: DictConfig, out: Path, arm: str) -> dict:
                 batch_size=batch_size,
                 tacs_k=int(dcfg.get("tacs_k", 10)),
                 examples=int(dcfg.get("examples", 4)),
+                word_prefix=str(select_or(cfg, "align.sea.word_prefix", " ")),
+                tokenize=str(select_or(cfg, "align.sea.tokenize", "in_context")),
             )
             scores["diagnostics"] = {"metrics": diag, "words": len(words), "images": len(pixels)}
             metrics |= {metric_name("diagnostics", *k.split("/")): v for k, v in diag.items()}
@@ -222,9 +193,9 @@ def build(cfg: DictConfig, out: Path, arm: str) -> dict:
         torch.cuda.empty_cache()
     if not proc.is_main:
         return {}
-    write_json(out / "scores.json", scores)
+    write_json(out / SCORES_FILE, scores)
     compact = json.dumps(outcomes, sort_keys=True, separators=(",", ":"))
-    (out / "outcomes.json").write_text(compact + "\n", encoding="utf-8")
+    (out / OUTCOMES_FILE).write_text(compact + "\n", encoding="utf-8")
     table = markdown_table({f"{arm} (seed {select(cfg, 'seed')})": metrics})
     (out / "table.md").write_text(table + "\n", encoding="utf-8")
     tracker = tracking.current()

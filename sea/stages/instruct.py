@@ -15,28 +15,53 @@ Writes `<paths.instruct>/seed<seed>/<arm>/`: the model (`SeaMLLM.save_pretrained
 
 from __future__ import annotations
 
-import functools
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
+from sea.config import select
+from sea.data.llava import image_mean
 from sea.errors import SeaError
-from sea.stages.align import (
-    build_training_run,
-    checkpoint_dir,
-    hardware,
-    load_training_samples,
-    seed_everything,
-    write_run_outputs,
-)
-from sea.stages.base import Stage, instance_subdir, root_relative, select, select_or
-from sea.stages.integrity import check_input
+from sea.integrity import check_input
+from sea.layout import adapter_path as stage1_adapter
+from sea.stages.base import Stage
+from sea.training.recipe import TrainingParts, TrainingRecipe, is_sharded, load_training_samples, train_stage
+from sea.utils.settings import require, settings_from
 
 log = logging.getLogger(__name__)
 
 LLM_TUNING = ("full", "lora", "frozen")
+
+
+@dataclass(frozen=True)
+class Tune:
+    """`instruct.tune`: what trains. The LLM (`full`, `lora` or `frozen`), the adapter (with its own lr,
+    null: `train.lr`) and the vision tower (with its own lr)."""
+
+    llm: str
+    adapter: bool
+    adapter_lr: float | None
+    vision: bool
+    vision_lr: float | None
+
+    def __post_init__(self) -> None:
+        require(self.llm in LLM_TUNING, "instruct.tune.llm", f"one of {LLM_TUNING}", self.llm)
+
+
+@dataclass(frozen=True)
+class Lora:
+    """`instruct.lora`: peft's LoRA settings (LLaVA's recipe in conf/instruct/lora.yaml) and whether the
+    LoRA weights are merged into the LLM before saving."""
+
+    r: int
+    alpha: int
+    dropout: float
+    target_modules: Any  # `all-linear` or a list of module names
+    bias: str
+    merge: bool
 
 
 def unfreeze_vision(tower: Any) -> None:
@@ -47,32 +72,30 @@ def unfreeze_vision(tower: Any) -> None:
     tower.forward = tower.features
 
 
-def apply_lora(llm: Any, lcfg: dict[str, Any]) -> Any:
+def apply_lora(llm: Any, lora: Lora) -> Any:
     """Wrap the LLM with peft LoRA adapters (all linear layers but the output head by default)."""
     try:
         from peft import LoraConfig, get_peft_model
     except ImportError as err:
         raise SeaError("instruct.tune.llm=lora needs peft: pip install peft") from err
-    targets = lcfg.get("target_modules", "all-linear")
+    targets = lora.target_modules
     config = LoraConfig(
-        r=int(lcfg["r"]),
-        lora_alpha=int(lcfg["alpha"]),
-        lora_dropout=float(lcfg.get("dropout", 0.0)),
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
         target_modules=targets if isinstance(targets, str) else list(targets),
-        bias=str(lcfg.get("bias", "none")),
+        bias=lora.bias,
         task_type="CAUSAL_LM",
     )
     return get_peft_model(llm, config)
 
 
 def save_model(
-    accelerator: Any, prepared: Any, mllm: Any, out: Path, merge_lora: bool, dtype: Any, cfg: DictConfig
+    accelerator: Any, prepared: Any, mllm: Any, out: Path, lora: Lora, dtype: Any, cfg: DictConfig
 ) -> None:
     """Write the trained model with `SeaMLLM.save_pretrained` (main process). Sharded models (FSDP,
     ZeRO-3) are gathered into a fresh copy first."""
-    from sea.stages.align import _sharded
-
-    if _sharded(accelerator):
+    if is_sharded(accelerator):
         state = accelerator.get_state_dict(prepared)
         if not accelerator.is_main_process:
             return
@@ -80,13 +103,13 @@ def save_model(
 
         fresh = SeaMLLM.from_config(cfg)
         if _is_peft(mllm.llm):
-            fresh.llm = apply_lora(fresh.llm, dict(select(cfg, "instruct.lora")))
+            fresh.llm = apply_lora(fresh.llm, lora)
         own = {k[len("mllm.") :]: v for k, v in state.items() if k.startswith("mllm.")}
         fresh.load_state_dict(own, strict=False)
         mllm = fresh
     elif not accelerator.is_main_process:
         return
-    if _is_peft(mllm.llm) and merge_lora:
+    if _is_peft(mllm.llm) and lora.merge:
         mllm.llm = mllm.llm.merge_and_unload()
     elif _is_peft(mllm.llm):
         raise SeaError(
@@ -100,124 +123,81 @@ def _is_peft(module: Any) -> bool:
     return hasattr(module, "merge_and_unload") and hasattr(module, "peft_config")
 
 
-def train_arm(cfg: DictConfig, arm: str, out: Path, proc: Any) -> dict[str, float]:
-    """Instruction-tune one arm into `out` (main process); returns its metrics."""
-    import torch
+class InstructRecipe(TrainingRecipe):
+    """Stage 2 of one arm: from its stage-1 adapter, the LLM (full, LoRA or frozen), the adapter and
+    optionally the vision tower train on the instruction data."""
 
-    from sea.models.adapter import load_adapter
-    from sea.models.mllm import SeaMLLM
-    from sea.training.arms import ArmFolder, arm_config, folder_fingerprint
-    from sea.training.data import Collator, ConversationDataset
-    from sea.training.loop import DTYPES, TrainSettings, cast_frozen, train_arm
-    from sea.training.modules import InstructModule
-    from sea.training.optim import ParamGroupSpec, param_groups
+    stage = "instruct"
 
-    icfg = arm_config(select(cfg, "instruct"), arm)
-    settings = TrainSettings.from_config(icfg["train"], "instruct.train")
-    tune = dict(icfg.get("tune") or {})
-    llm_mode = str(tune.get("llm", "full"))
-    if llm_mode not in LLM_TUNING:
-        raise SeaError(f"instruct.tune.llm must be one of {LLM_TUNING}, got {llm_mode!r}")
-    hw = hardware(cfg)
-    seed = int(select(cfg, "seed"))
-    ck = icfg.get("checkpoint") or {}
-    logc = icfg.get("log") or {}
-    adapter_dir = Path(icfg["adapters"]) / instance_subdir(seed, arm)
-    adapter_path = adapter_dir / "adapter.safetensors"
-    if not adapter_path.is_file():
-        raise SeaError(
-            f"{adapter_path}: no stage-1 adapter for arm '{arm}' at seed {seed}; run `align` for it first"
+    def setup(self) -> TrainingParts:
+        from sea.models.adapter import load_adapter
+        from sea.models.mllm import SeaMLLM
+        from sea.training.data import Collator, ConversationDataset
+        from sea.training.loop import cast_frozen
+        from sea.training.modules import InstructModule
+        from sea.training.optim import ParamGroupSpec, param_groups
+
+        cfg, icfg, settings, arm, seed = self.cfg, self.section, self.settings, self.arm, self.seed
+        tune = settings_from(Tune, icfg["tune"], "instruct.tune")
+        self.lora = lora = settings_from(Lora, icfg["lora"], "instruct.lora")
+        adapter_path = stage1_adapter(icfg["adapters"], seed, arm)
+        if not adapter_path.is_file():
+            raise SeaError(
+                f"{adapter_path}: no stage-1 adapter for arm '{arm}' at seed {seed}; run `align` for it first"
+            )
+        check_input(adapter_path.parent, "align", [adapter_path.name])
+
+        mllm = SeaMLLM.from_config(cfg)
+        load_adapter(adapter_path, mllm.adapter)
+        mllm.set_trainable(adapter=tune.adapter, llm=tune.llm == "full")
+        if tune.llm == "lora":
+            mllm.llm = apply_lora(mllm.llm, lora)
+        if tune.vision:
+            unfreeze_vision(mllm.vision)
+        if mllm.tokenizer is None or mllm.tokenizer.pad_token_id is None:
+            raise SeaError("the LLM's tokenizer has no pad token")
+        module = InstructModule(mllm)
+        cast_frozen(module, settings.frozen_torch_dtype(self.hardware.mixed_precision))
+        if settings.gradient_checkpointing:
+            mllm.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+        samples = load_training_samples(cfg, "instruct")
+        dataset = ConversationDataset(
+            samples,
+            mllm.tokenizer,
+            str(icfg["template"]),
+            select(cfg, "data.instruct.image_folder"),
+            mllm.vision.preprocess,
+            image_aspect_ratio=str(icfg["image_aspect_ratio"]),
+            image_mean=image_mean(mllm.vision.preprocess_cfg),
         )
-    check_input(adapter_dir, "align", [adapter_path.name])
-    fingerprint = {
-        "stage": "instruct",
-        "arm": arm,
-        "seed": seed,
-        "model": select(cfg, "model"),
-        "data": select(cfg, "data.instruct"),
-        "settings": {
-            k: icfg.get(k) for k in ("template", "image_aspect_ratio", "train", "tune", "lora", "save_dtype")
-        },
-        "inputs": {
-            "prepared": folder_fingerprint(select(cfg, "paths.prepared")),
-            "adapter": folder_fingerprint(adapter_path),
-            "align": folder_fingerprint(adapter_dir),
-        },
-        "processes": proc.world_size,
-        "mixed_precision": hw["mixed_precision"],
-    }
-    fingerprint = root_relative(fingerprint, select_or(cfg, "paths.root"))  # a moved root resumes
-    folder = ArmFolder(checkpoint_dir(cfg, "instruct"), instance_subdir(seed, arm), fingerprint)
+        collator = Collator(mllm.tokenizer.pad_token_id)
+        specs = [ParamGroupSpec("adapter", mllm.adapter, tune.adapter_lr)]
+        if tune.vision:
+            specs.append(ParamGroupSpec("vision", mllm.vision, tune.vision_lr))
+        specs.append(ParamGroupSpec("llm", mllm.llm))
+        groups = param_groups(specs, settings.lr, settings.weight_decay)
+        self.mllm = mllm
+        return TrainingParts(module, dataset, collator, groups, mllm.vision.num_tokens)
 
-    # ---- model --------------------------------------------------------------------------------------
-    seed_everything(seed)
-    mllm = SeaMLLM.from_config(cfg)
-    load_adapter(adapter_path, mllm.adapter)
-    mllm.set_trainable(adapter=bool(tune.get("adapter", True)), llm=llm_mode == "full")
-    if llm_mode == "lora":
-        mllm.llm = apply_lora(mllm.llm, dict(icfg["lora"]))
-    if tune.get("vision"):
-        unfreeze_vision(mllm.vision)
-    if mllm.tokenizer is None or mllm.tokenizer.pad_token_id is None:
-        raise SeaError("the LLM's tokenizer has no pad token")
-    module = InstructModule(mllm)
-    cast_frozen(module, settings.frozen_torch_dtype(hw["mixed_precision"]))
-    if settings.gradient_checkpointing:
-        mllm.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    def save(self, accelerator: Any, model: Any, out: Path, metrics: dict[str, float]) -> dict[str, Any]:
+        from sea.training.loop import DTYPES
 
-    # ---- data ---------------------------------------------------------------------------------------
-    samples = load_training_samples(cfg, "instruct")
-    dataset = ConversationDataset(
-        samples,
-        mllm.tokenizer,
-        str(icfg["template"]),
-        select(cfg, "data.instruct.image_folder"),
-        mllm.vision.preprocess,
-        image_aspect_ratio=str(icfg.get("image_aspect_ratio", "pad")),
-        image_mean=mllm.vision.preprocess_cfg.get("mean", (0.48145466, 0.4578275, 0.40821073)),
-    )
-    collator = Collator(mllm.tokenizer.pad_token_id)
+        icfg = self.section
+        save_dtype = str(icfg["save_dtype"])
+        if save_dtype != "auto" and save_dtype not in DTYPES:
+            raise SeaError(
+                f"instruct.save_dtype must be 'auto' or one of {sorted(DTYPES)}, got {save_dtype!r}"
+            )
+        mixed = self.hardware.mixed_precision
+        dtype = self.settings.frozen_torch_dtype(mixed) if save_dtype == "auto" else DTYPES[save_dtype]
+        mllm, self.mllm = self.mllm, None
+        save_model(accelerator, model, mllm, out, self.lora, dtype, self.cfg)
+        return {}
 
-    # ---- train --------------------------------------------------------------------------------------
-    specs = [ParamGroupSpec("adapter", mllm.adapter, tune.get("adapter_lr"))]
-    if tune.get("vision"):
-        specs.append(ParamGroupSpec("vision", mllm.vision, tune.get("vision_lr")))
-    specs.append(ParamGroupSpec("llm", mllm.llm))
-    groups = param_groups(specs, settings.lr, settings.weight_decay)
 
-    accelerator, result = train_arm(
-        "instruct",
-        arm,
-        module,
-        dataset,
-        collator,
-        settings,
-        groups,
-        folder=folder,
-        fingerprint=fingerprint,
-        checkpoint_cfg=ck,
-        log_cfg=logc,
-        hardware=hw,
-        seed=seed,
-        is_main=proc.is_main,
-        tokens_per_image=mllm.vision.num_tokens,
-        keep_default=1,
-    )
-
-    # ---- outputs ------------------------------------------------------------------------------------
-    metrics = result.metrics()
-    save_dtype = str(icfg.get("save_dtype", "auto"))
-    if save_dtype != "auto" and save_dtype not in DTYPES:
-        raise SeaError(f"instruct.save_dtype must be 'auto' or one of {sorted(DTYPES)}, got {save_dtype!r}")
-    dtype = settings.frozen_torch_dtype(hw["mixed_precision"]) if save_dtype == "auto" else DTYPES[save_dtype]
-    save_model(accelerator, result.model, mllm, out, bool(icfg["lora"].get("merge", True)), dtype, cfg)
-    if proc.is_main:
-        write_run_outputs(out, folder, {"arm": arm, "seed": seed, **metrics})
-    accelerator.wait_for_everyone()
-    del accelerator, module, mllm
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    return metrics
+def build(cfg: DictConfig, out: Path, arm: str) -> dict:
+    return train_stage(InstructRecipe, cfg, out, arm, STAGE.hash_record(cfg, arm))
 
 
 STAGE = Stage(
@@ -235,7 +215,7 @@ STAGE = Stage(
         "instruct.save_dtype",
     ),
     out="paths.instruct",
-    build=functools.partial(build_training_run, stage="instruct", train=train_arm),
+    build=build,
     deps=("paths.prepared", "instruct.adapters", "paths.backbones"),
     tags=("gpu",),
     per_arm=True,

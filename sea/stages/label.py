@@ -12,7 +12,13 @@ merges them into one manifest and writes the quality report (its metrics are the
 ranks return their own counts). Alone it is one process (no launcher needed). On CPU, two processes:
 `accelerate launch --config_file conf/hardware/accelerate/cpu_ddp.yaml -m sea label hardware=cpu_ddp`.
 
-Metrics: counts and throughput, and with ground truth `quality/<feature>/<sign>/<metric>` for every
+Before labeling, the main process measures caption agreement (`sea.labeling.agreement`) of every
+variant and of the labels to be stored on `label.agreement.max_images` images: `auto` feature/sign are
+resolved from it and the guard (`label.guard`) stops a run whose labels are at chance or collapsed.
+Written to `quality/agreement.{md,json}` and the manifest's `variant_choice`.
+
+Metrics: counts and throughput, `agreement/<feature>/<sign>/<metric>` and `agreement/labels/<metric>`,
+and with ground truth `quality/<feature>/<sign>/<metric>` for every
 variant, `quality/background/<filter>/<metric>` for the configured variant, `quality/labels/<metric>`
 for the stored labels and `quality/configured_is_best` (see `sea.labeling.quality`).
 """
@@ -27,23 +33,18 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from sea.config import select, select_or
+from sea.data.llava import read_manifest
 from sea.errors import SeaError
-from sea.stages.base import Stage, select, select_or
+from sea.layout import manifest_path
+from sea.stages.base import Stage
 
 log = logging.getLogger(__name__)
 
 
 def read_rows(path: Path) -> list[dict]:
     """Manifest rows with an image, in order."""
-    if not path.is_file():
-        raise SeaError(f"{path}: pretrain manifest not found; run the `prepare` stage first")
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                row = json.loads(line)
-                if row.get("image"):
-                    rows.append(row)
+    rows = [row for row in read_manifest(path) if row.get("image")]
     if not rows:
         raise SeaError(f"{path}: no samples with an image to label")
     return rows
@@ -60,7 +61,7 @@ def _device(cfg: DictConfig, proc_device: str | None) -> str:
 
 def build(cfg: DictConfig, out: Path) -> dict:
     from sea.labeling.labeler import Labeler, LabelSettings, LabelStats, label_rows
-    from sea.labeling.quality import run_quality
+    from sea.labeling.quality import best_variant, run_quality
     from sea.labeling.storage import SHARDS, ShardWriter, write_labels_dir
     from sea.labeling.text import read_words, word_embeddings
     from sea.labeling.transfer import check_same_view, patch_cover
@@ -74,7 +75,7 @@ def build(cfg: DictConfig, out: Path) -> dict:
     device = _device(cfg, proc.device)
     mixed = str(select_or(cfg, "hardware.mixed_precision", "no"))
     prepared = Path(select(cfg, "paths.prepared"))
-    rows = read_rows(prepared / "manifests" / "pretrain.jsonl")
+    rows = read_rows(manifest_path(prepared, "pretrain"))
     if lcfg.get("max_images"):
         rows = rows[: int(lcfg["max_images"])]
     image_folder = Path(select(cfg, "data.pretrain.image_folder"))
@@ -89,6 +90,15 @@ def build(cfg: DictConfig, out: Path) -> dict:
     text, text_info = word_embeddings(
         tower, words, settings.prompt, lcfg.get("text_cache_dir"), int(lcfg.get("text_batch_size", 1024))
     )
+    # Caption agreement of every variant on a sample, before the long run: `auto` and the guard.
+    check = _on_main(
+        proc,
+        out / ".agreement.json",
+        lambda: caption_check(cfg, lcfg, settings, tower, text, words, rows, mixed),
+    )
+    if check["failure"]:
+        raise SeaError(check["failure"])
+    settings = settings.with_variant(check["variant"])
     labeler = Labeler(tower, text, words, settings, mixed, target.grid, patch_cover(target))
 
     # Under a launcher every rank builds into the same `out`: rank r labels images r::W into its own shards.
@@ -151,6 +161,7 @@ def build(cfg: DictConfig, out: Path) -> dict:
         "preprocess": target.preprocess_signature(),
         "teacher": teacher,
         **settings.describe(),
+        "variant_choice": {k: check[k] for k in ("configured", "variant", "reason")},
         "world_size": proc.world_size,
     }
     manifest = write_labels_dir(out, meta, words, records)
@@ -163,13 +174,112 @@ def build(cfg: DictConfig, out: Path) -> dict:
         metrics["images_per_s"],
     )
     qdir = out / "quality"
+    write_agreement(qdir, check)
     quality = run_quality(
         labeler, target.grid, rows, image_folder, words, dict(lcfg.get("quality") or {}), qdir
     )
-    if quality:
-        current().log_artifact(qdir, "label_quality")
+    tracker = current()
+    tracker.log_artifact(qdir, "label_quality")
+    tracker.set_tags({"label.variant": check["variant"], "label.variant_reason": check["reason"][:4000]})
     metrics.update({f"quality/{k}": v for k, v in quality.items()})
+    metrics.update(check["metrics"])
+    if quality:  # ground truth: does caption agreement pick the variant that ground truth ranks first?
+        truth = {k: v for k, v in quality.items() if k.rsplit("/", 1)[0] in check["variants"]}
+        metrics["agreement/matches_truth_best"] = float(best_variant(truth) == check["best_measured"])
     return metrics
+
+
+def pretrain_captions(cfg: DictConfig, rows: list[dict]) -> list[str]:
+    """The caption (gpt turns joined) of each manifest row."""
+    from sea.training.data import load_samples
+
+    samples = load_samples(select(cfg, "data.pretrain.json"), rows)
+    return [" ".join(t["value"] for t in s["conversations"] if t.get("from") == "gpt") for s in samples]
+
+
+def caption_check(
+    cfg: DictConfig,
+    lcfg: Any,
+    settings: Any,
+    tower: Any,
+    text: Any,
+    words: list[str],
+    rows: list[dict],
+    mixed: str,
+) -> dict[str, Any]:
+    """Caption agreement (`sea.labeling.agreement`) of every variant and of the labels about to be stored
+    on the first `label.agreement.max_images` images; the variant (`auto` resolved), why, and the guard's
+    verdict (`failure`: a message or None)."""
+    from sea.labeling.agreement import (
+        CaptionCheck,
+        Guard,
+        check_labels,
+        format_table,
+        pick_variant,
+        variants_of,
+    )
+
+    acfg = dict(lcfg.get("agreement") or {})
+    sample = rows[: int(acfg.get("max_images", 200))]
+    check = CaptionCheck.build(
+        tower,
+        text,
+        words,
+        sample,
+        pretrain_captions(cfg, sample),
+        select(cfg, "data.pretrain.image_folder"),
+        settings.batch_size,
+        mixed,
+        top_k=int(acfg.get("top_k", 1)),
+        image_words=int(acfg.get("image_words", 3)),
+    )
+    variants = check.variants(settings.min_score)
+    configured = f"{settings.feature}/{settings.sign}"
+    best_measured, _ = pick_variant(variants, variants)
+    variant, reason = pick_variant(variants, variants_of(settings.feature, settings.sign))
+    reason = ("auto picked " if settings.auto else "configured ") + reason
+    stored = check.labels(settings.with_variant(variant))
+    failure = check_labels(variant, stored, Guard.from_config(lcfg.get("guard")), check.images)
+    log.info("label: %s\n%s", reason, format_table({**variants, f"stored: {variant}": stored}))
+    metrics = {f"agreement/{v}/{k}": x for v, m in variants.items() for k, x in m.items()}
+    metrics |= {f"agreement/labels/{k}": x for k, x in stored.items()}
+    metrics |= {"agreement/images": float(check.images), "agreement/auto": float(settings.auto)}
+    return {
+        "configured": configured,
+        "variant": variant,
+        "best_measured": best_measured,
+        "reason": reason,
+        "failure": failure,
+        "variants": variants,
+        "labels": stored,
+        "metrics": metrics,
+    }
+
+
+def _on_main(proc: Any, path: Path, compute: Any) -> dict[str, Any]:
+    """`compute()` on the main process; under a launcher the other ranks read its result (one decision)."""
+    if proc.world_size == 1:
+        return compute()
+    if proc.is_main:
+        path.write_text(json.dumps(compute()), encoding="utf-8")
+    proc.barrier()
+    result = json.loads(path.read_text(encoding="utf-8"))
+    proc.barrier()
+    if proc.is_main:
+        path.unlink()
+    return result
+
+
+def write_agreement(qdir: Path, check: dict[str, Any]) -> None:
+    """`quality/agreement.{json,md}`: every variant's caption agreement and the choice."""
+    from sea.labeling.agreement import format_table
+    from sea.utils.io import write_json
+
+    keep = ("configured", "variant", "reason", "variants", "labels")
+    write_json(qdir / "agreement.json", {k: check[k] for k in keep})
+    table = format_table({**check["variants"], f"stored: {check['variant']}": check["labels"]})
+    text = f"# Caption agreement (no ground truth needed)\n\n{check['reason']}\n\n{table}\n"
+    (qdir / "agreement.md").write_text(text, encoding="utf-8")
 
 
 STAGE = Stage(

@@ -3,6 +3,8 @@
 Outputs under `paths.prepared`:
 
 - `manifests/<dataset>.jsonl`: one row per kept sample, for `pretrain`, `instruct` and `eval_<name>`;
+  with `data.pretrain.holdout` = N, the last N kept pretrain samples go to `pretrain_heldout.jsonl`
+  instead (no stage trains on them: the alignment diagnostics' images);
 - `report.json`: per dataset the file, totals, skips by kind and the first problems; the word list's
   make-up;
 - `wordlist.txt`: the word list W, one word a line (captions = the gpt turns of the kept pretrain
@@ -19,9 +21,11 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from sea.config import select, select_or
 from sea.data.validate import MAX_SAMPLE_CHARS
 from sea.errors import SeaError
-from sea.stages.base import Stage, select, select_or
+from sea.layout import HELD_OUT, manifest_path
+from sea.stages.base import Stage
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +134,16 @@ def build(cfg: DictConfig, out: Path) -> dict:
     results = validate_all(data, None if benchmarks is None else list(benchmarks))
     metrics: dict[str, int | float] = {}
     report: dict[str, Any] = {"validation": _validation_options(data), "datasets": {}}
+    holdout = int((data.get("pretrain") or {}).get("holdout") or 0)
     for name, result in results.items():
-        write_jsonl(out / "manifests" / f"{name}.jsonl", result.rows)
+        rows = result.rows
+        if name == "pretrain" and holdout > 0:  # images neither stage trains on, for the diagnostics
+            if holdout >= len(rows):
+                raise SeaError(f"data.pretrain.holdout={holdout} leaves none of {len(rows)} pretrain samples")
+            rows, held = rows[:-holdout], rows[-holdout:]
+            write_jsonl(manifest_path(out, HELD_OUT), held)
+            metrics["pretrain/held_out"] = len(held)
+        write_jsonl(manifest_path(out, name), rows)
         report["datasets"][name] = result.summary(REPORT_PROBLEMS)
         metrics.update(result.metrics(name))
         if name in ("pretrain", "instruct"):
@@ -150,6 +162,7 @@ def build(cfg: DictConfig, out: Path) -> dict:
         min_length=int(wl_cfg.get("min_length", 2)),
         keep=keep,
         allow=wl_cfg.get("allow") or (),
+        block=wl_cfg.get("block") or (),
     )
     (out / "wordlist.txt").write_text("".join(w + "\n" for w in wordlist.words), encoding="utf-8")
     report["wordlist"] = {

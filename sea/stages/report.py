@@ -1,4 +1,5 @@
-"""`report`: the SEA vs baseline comparison over every seed and arm (`sea.eval.compare`).
+"""`report`: the SEA vs baseline comparison over every seed and arm: reads the runs' folders, computes
+the statistics (`sea.eval.compare`) and renders them (`sea.eval.render`).
 
 Reads `<paths.evaluate>/seed<s>/<arm>/scores.json` for every seed of `seeds` and arm of `arms` (a missing
 one is an error naming it), the per-unit `outcomes.json` next to it (absent: no bootstrap intervals),
@@ -31,12 +32,21 @@ several, `gain/<arm>/<benchmark>` and `gain/<arm>/average`) with `/ci_low`, `/ci
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
-from sea.stages.base import Stage, select, select_or
+from sea.config import select, select_or
+from sea.errors import SeaError
+from sea.layout import COMPARISON_JSON, OUTCOMES_FILE, REPORT_MD, SCORES_FILE, TRAIN_LOG, instance_subdir
+from sea.stages.base import Stage
+
+if TYPE_CHECKING:
+    from sea.eval.stats import Settings
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +77,129 @@ def write_curves_csv(path: Path, logs: dict[str, dict[int, list[dict]]]) -> None
             writer.writerow({"step": step, **table[step]})
 
 
+def instance_dir(root: str | Path, seed: int, arm: str) -> Path:
+    """`<root>/seed<seed>/<arm>` (`sea.layout.instance_subdir`)."""
+    return Path(root) / instance_subdir(seed, arm)
+
+
+def load_scores(root: str | Path, seeds: Sequence[int], arms: Sequence[str]) -> dict[int, dict[str, dict]]:
+    """`{seed: {arm: scores}}` from `<root>/seed<s>/<arm>/scores.json`; a SeaError naming every missing
+    file."""
+    missing = [
+        instance_dir(root, s, a) / SCORES_FILE
+        for s in seeds
+        for a in arms
+        if not (instance_dir(root, s, a) / SCORES_FILE).is_file()
+    ]
+    if missing:
+        raise SeaError(
+            f"report: {len(missing)} scores file(s) missing (run the `evaluate` stage for every seed and "
+            f"arm first): " + ", ".join(str(p) for p in missing)
+        )
+    out: dict[int, dict[str, dict]] = {}
+    for s in seeds:
+        for a in arms:
+            path = instance_dir(root, s, a) / SCORES_FILE
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as e:
+                raise SeaError(f"report: {path} is not valid JSON: {e}") from e
+            if not isinstance(data, dict):
+                raise SeaError(f"report: {path} is not a JSON object of benchmark results")
+            out.setdefault(int(s), {})[a] = data
+    return out
+
+
+def load_outcomes(
+    root: str | Path, seeds: Sequence[int], arms: Sequence[str]
+) -> dict[int, dict[str, dict[str, Any]]]:
+    """`{seed: {arm: outcomes}}` from `<root>/seed<s>/<arm>/outcomes.json` (written by `evaluate`); a run
+    without the file is left out (logged: its benchmarks get no bootstrap interval)."""
+    out: dict[int, dict[str, dict[str, Any]]] = {}
+    for s in seeds:
+        for a in arms:
+            path = instance_dir(root, s, a) / OUTCOMES_FILE
+            if not path.is_file():
+                log.warning("report: no %s (rerun `evaluate`): no bootstrap intervals", path)
+                continue
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as e:
+                raise SeaError(f"report: {path} is not valid JSON: {e}") from e
+            out.setdefault(int(s), {})[a] = data
+    return out
+
+
+def read_train_log(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a `train_log.jsonl` (one per logged step), in file order; [] when the file is absent."""
+    from sea.utils.io import read_jsonl
+
+    return read_jsonl(path) if Path(path).is_file() else []
+
+
+def load_train_logs(
+    root: str | Path, seeds: Sequence[int], arms: Sequence[str]
+) -> dict[str, dict[int, list[dict[str, Any]]]]:
+    """`{arm: {seed: rows}}` of `<root>/seed<s>/<arm>/train_log.jsonl`; absent logs are left out (logged)."""
+    out: dict[str, dict[int, list[dict[str, Any]]]] = {}
+    for a in arms:
+        for s in seeds:
+            path = instance_dir(root, s, a) / TRAIN_LOG
+            rows = read_train_log(path)
+            if rows:
+                out.setdefault(a, {})[int(s)] = rows
+            else:
+                log.warning("report: no train log at %s", path)
+    return out
+
+
+def write_report(
+    out: str | Path,
+    scores_root: str | Path,
+    align_root: str | Path,
+    arms: Sequence[str],
+    seeds: Sequence[int],
+    label_json: str | Path | None = None,
+    baseline: str | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Read the per-(seed, arm) scores, outcomes and stage-1 logs, write `report.md`, `comparison.json`,
+    `benchmarks.png` and `align_curves.png` into `out`; returns the comparison (against `baseline`,
+    by default `sea.eval.compare.BASELINE`)."""
+    from sea.eval.compare import BASELINE, compare, read_label_metrics
+    from sea.eval.render import ALIGN_PNG, BENCHMARKS_PNG, plot_benchmarks, plot_train_curves, render_markdown
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not arms or not seeds:
+        raise SeaError(
+            f"report: needs at least one arm and one seed (arms={list(arms)}, seeds={list(seeds)})"
+        )
+    scores = load_scores(scores_root, seeds, arms)
+    outcomes = load_outcomes(scores_root, seeds, arms)
+    comparison = compare(scores, arms, seeds, baseline or BASELINE, outcomes, settings)
+    label = read_label_metrics(label_json) if label_json else None
+    comparison["label_quality"] = label
+    logs = load_train_logs(align_root, seeds, arms)
+    plot_benchmarks(comparison, out / BENCHMARKS_PNG)
+    plot_train_curves(logs, list(arms), out / ALIGN_PNG)
+    (out / REPORT_MD).write_text(render_markdown(comparison, label), encoding="utf-8")
+    (out / COMPARISON_JSON).write_text(
+        json.dumps(comparison, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    return comparison
+
+
 def build(cfg: DictConfig, out: Path) -> dict:
-    from sea.eval import compare
+    from sea.eval.compare import flat_summary
+    from sea.eval.render import ALIGN_PNG, BENCHMARKS_PNG, summary_text
     from sea.eval.stats import Settings
     from sea.tracking import current
 
     arms = [str(a) for a in select(cfg, "arms")]
     seeds = [int(s) for s in select(cfg, "seeds")]
     metrics_dir = select_or(cfg, "paths.metrics")
-    comparison = compare.write_report(
+    comparison = write_report(
         out,
         select(cfg, "paths.evaluate"),
         select(cfg, "paths.align"),
@@ -84,12 +208,12 @@ def build(cfg: DictConfig, out: Path) -> dict:
         label_json=Path(metrics_dir) / "label.json" if metrics_dir else None,
         settings=Settings.from_config(select_or(cfg, "report", {})),
     )
-    write_curves_csv(out / CURVES_CSV, compare.load_train_logs(select(cfg, "paths.align"), seeds, arms))
+    write_curves_csv(out / CURVES_CSV, load_train_logs(select(cfg, "paths.align"), seeds, arms))
     tracker = current()
-    for name in (compare.REPORT_MD, compare.COMPARISON_JSON, compare.BENCHMARKS_PNG, compare.ALIGN_PNG):
+    for name in (REPORT_MD, COMPARISON_JSON, BENCHMARKS_PNG, ALIGN_PNG):
         tracker.log_artifact(out / name, "report")
-    log.info("report:\n%s", compare.summary_text(comparison))
-    return compare.flat_summary(comparison)
+    log.info("report:\n%s", summary_text(comparison))
+    return flat_summary(comparison)
 
 
 STAGE = Stage(

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from sea.stages.base import Stage, select
+from sea.config import select
+from sea.stages.base import Stage
 
 
 def build(cfg: DictConfig, out: Path) -> dict:

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sea.config import config_hash
 from sea.errors import SeaError
+from sea.layout import TRAIN_LOG
 
 ARM_KEYS = ("arm_overrides",)
 
@@ -64,20 +64,12 @@ def arm_params(params: Mapping[str, Any], arm: str) -> dict[str, Any]:
     return out
 
 
-def folder_fingerprint(path: str | Path | None) -> Any:
-    """A finished stage folder's config hash, a file's size and mtime, or None."""
-    from sea.stages.base import input_fingerprint
-
-    return None if path is None else input_fingerprint(Path(path))
-
-
 class ArmFolder:
     """`<checkpoint.dir>/<run>/`: resumable state and the step log of one training run."""
 
     def __init__(self, root: str | Path, run: str, fingerprint: dict[str, Any]) -> None:
         self.root = Path(root) / run
         self.fingerprint = fingerprint
-        self.hash = config_hash(fingerprint)
 
     @property
     def state_dir(self) -> Path:
@@ -85,4 +77,4 @@ class ArmFolder:
 
     @property
     def log_file(self) -> Path:
-        return self.root / "train_log.jsonl"
+        return self.root / TRAIN_LOG

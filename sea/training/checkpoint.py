@@ -132,7 +132,7 @@ class CheckpointManager:
     def intact_latest(self) -> Path | None:
         """The newest checkpoint whose files match their recorded sizes and hashes; a damaged one is
         skipped with a warning. None when there is none; an error when every one is damaged."""
-        from sea.stages.integrity import find_damage
+        from sea.integrity import find_damage
 
         steps = self.steps()
         for step in reversed(steps):
@@ -173,7 +173,7 @@ class CheckpointManager:
         accelerator.save_state(str(tmp), **kwargs)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            from sea.stages.integrity import file_digests
+            from sea.integrity import file_digests
 
             atomic_write_json(tmp / FILES, file_digests(tmp))
             shutil.rmtree(final, ignore_errors=True)

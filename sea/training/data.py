@@ -27,8 +27,8 @@ from typing import Any, Protocol
 import torch
 from torch.utils.data import Dataset
 
+from sea.data.llava import CLIP_MEAN, IGNORE_INDEX, expand_to_square, pad_fill
 from sea.errors import SeaError
-from sea.models.constants import IGNORE_INDEX
 from sea.training.sea_loss import SeaSettings, image_uniforms, sample_pairs, window_table
 
 log = logging.getLogger(__name__)
@@ -70,15 +70,6 @@ class InMemoryLabels:
 # ------------------------------------------------------------------------------------------ samples
 
 
-def read_manifest(path: str | Path) -> list[dict]:
-    """Rows of a `prepare` manifest (`{"id", "image", "index", ...}` per kept sample)."""
-    path = Path(path)
-    if not path.is_file():
-        raise SeaError(f"{path}: manifest not found; run the `prepare` stage first")
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def _read_records(path: Path) -> list[Any]:
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".jsonl":
@@ -114,19 +105,6 @@ def load_samples(json_path: str | Path, rows: Sequence[Mapping[str, Any]]) -> li
 # ------------------------------------------------------------------------------------------ dataset
 
 
-def expand_to_square(image: Any, fill: tuple[int, int, int]) -> Any:
-    """LLaVA's `expand2square`: pad a PIL image to a square with `fill`, centred."""
-    from PIL import Image
-
-    w, h = image.size
-    if w == h:
-        return image
-    side = max(w, h)
-    out = Image.new(image.mode, (side, side), fill)
-    out.paste(image, ((side - w) // 2, (side - h) // 2))
-    return out
-
-
 class ConversationDataset(Dataset):
     """Tokenized conversations with their images (and SEA labels when `labels` is given).
 
@@ -142,7 +120,7 @@ class ConversationDataset(Dataset):
         preprocess: Any,
         *,
         image_aspect_ratio: str = "none",
-        image_mean: Sequence[float] = (0.48145466, 0.4578275, 0.40821073),
+        image_mean: Sequence[float] = CLIP_MEAN,
         labels: LabelSource | None = None,
         num_patches: int | None = None,
         seed: int = 0,
@@ -158,7 +136,7 @@ class ConversationDataset(Dataset):
         self.image_folder = Path(image_folder) if image_folder is not None else None
         self.preprocess = preprocess
         self.image_aspect_ratio = image_aspect_ratio
-        self.fill = tuple(int(round(255 * m)) for m in image_mean)
+        self.fill = pad_fill(image_mean)
         self.labels = labels
         self.num_patches = num_patches
         self.seed = int(seed)

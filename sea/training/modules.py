@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sea.models.constants import IGNORE_INDEX
+from sea.data.llava import IGNORE_INDEX
 from sea.training.sea_loss import SeaLoss
 
 

@@ -55,22 +55,40 @@ def build_optimizer(
     return torch.optim.AdamW(groups, lr=groups[0]["lr"], betas=tuple(betas), eps=eps, fused=fused)
 
 
+def lr_at(
+    step: int,
+    base_lr: float,
+    total_steps: int,
+    warmup_steps: int,
+    schedule: str = "cosine",
+    min_lr_ratio: float = 0.0,
+    warmup_offset: int = 0,
+) -> float:
+    """The learning rate at optimizer step `step` (0-based): linear warmup over `warmup_steps`, then
+    cosine (or linear) decay to `min_lr_ratio * base_lr` at `total_steps` (or constant).
+
+    Warmup is `base_lr * (step + warmup_offset) / warmup_steps`: offset 0 is HF's (the first step at lr
+    0, what LLaVA's stages use), offset 1 open_clip's (the first step at `base_lr / warmup_steps`)."""
+    if schedule not in SCHEDULES:
+        raise SeaError(f"train.schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if step < warmup_steps:
+        return base_lr * (step + warmup_offset) / max(1, warmup_steps)
+    if schedule == "constant":
+        return base_lr
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    decay = 0.5 * (1.0 + math.cos(math.pi * progress)) if schedule == "cosine" else 1.0 - progress
+    return base_lr * (min_lr_ratio + (1.0 - min_lr_ratio) * decay)
+
+
 def lr_lambda(
     total_steps: int, warmup_steps: int, schedule: str = "cosine", min_lr_ratio: float = 0.0
 ) -> Callable[[int], float]:
-    """Multiplier of the base lr at optimizer step `step` (0-based), as HF's schedules: linear warmup
-    from 0 over `warmup_steps`, then cosine (or linear) decay to `min_lr_ratio` at `total_steps`."""
+    """Multiplier of the base lr at optimizer step `step` (0-based), as HF's schedules (`lr_at`)."""
     if schedule not in SCHEDULES:
         raise SeaError(f"train.schedule must be one of {SCHEDULES}, got {schedule!r}")
 
     def factor(step: int) -> float:
-        if step < warmup_steps:
-            return step / max(1, warmup_steps)
-        if schedule == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        decay = 0.5 * (1.0 + math.cos(math.pi * progress)) if schedule == "cosine" else 1.0 - progress
-        return min_lr_ratio + (1.0 - min_lr_ratio) * decay
+        return lr_at(step, 1.0, total_steps, warmup_steps, schedule, min_lr_ratio)
 
     return factor
 

@@ -19,8 +19,11 @@ The loss (`SeaLoss`): symmetric InfoNCE (Eq. 11) on the cosine similarity betwee
 x_v of the sampled patches and the label embeddings t (Eq. 10: mean of the frozen LLM input embeddings
 of the word's tokens, `label_embedding_table`), with a learnable logit scale 1/tau kept in log space
 (CLIP/open_clip: init 1/0.07, clamped at 100 after every optimizer step). Computed in fp32 outside
-autocast. With `gather=True` the contrastive batch is all-gathered across processes (with gradient;
-local rows against all columns, open_clip's `local_loss`) and de-duplicated globally.
+autocast. With more than one process the contrastive batch is all-gathered across processes by default
+(`gather: null`; with gradient, local rows against all columns, open_clip's `local_loss`) and
+de-duplicated globally; `gather: false` keeps each process's micro-batch as its own contrastive batch.
+Logged per step: `sea/pairs` (pairs in one contrastive batch: the gathered one, or this process's) and
+`sea/pairs_per_step` (pairs in the loss over the whole optimizer step: all micro-batches, all processes).
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ class SeaSettings:
     learn_logit_scale: bool = True
     word_prefix: str = " "  # label text = prefix + word
     tokenize: str = "in_context"  # 'in_context': tokens of prefix+word after a word; 'plain': alone
-    gather: bool = False  # all-gather the contrastive batch across processes
+    gather: bool | None = None  # all-gather the contrastive batch across processes (None: when > 1)
     missing_labels: str = "error"  # an image without stored labels: 'error' or 'skip' (no pairs)
 
     def __post_init__(self) -> None:
@@ -92,6 +95,10 @@ class SeaSettings:
     @property
     def enabled(self) -> bool:
         return self.weight > 0
+
+    def gathers(self, world_size: int) -> bool:
+        """Whether the contrastive batch is the global one (pairs of every process) at `world_size`."""
+        return world_size > 1 and self.gather is not False
 
     def describe(self) -> dict[str, Any]:
         return asdict(self)
@@ -278,7 +285,7 @@ def _word_token_ids(tokenizer: Any, words: Sequence[str], prefix: str, mode: str
 
 @torch.no_grad()
 def label_embedding_table(
-    embedding: nn.Embedding,
+    embedding: nn.Embedding | torch.Tensor,
     tokenizer: Any,
     words: Sequence[str],
     prefix: str = " ",
@@ -289,9 +296,11 @@ def label_embedding_table(
 
     Row w is the mean of the (frozen) input embeddings of the tokens of prefix + word; words that
     tokenize to nothing get a zero row and has_tokens False (they never enter the loss). Computed once:
-    the LLM's input embeddings do not train in stage 1.
+    the LLM's input embeddings do not train in stage 1. `embedding`: the module or its weight matrix.
+    The alignment diagnostics (`sea.eval.diagnostics.WordTable`) embed their words with this too.
     """
-    weight = embedding.weight if embedding.weight.dtype == torch.float32 else embedding.weight.float()
+    weight = embedding.weight if isinstance(embedding, nn.Module) else embedding
+    weight = weight if weight.dtype == torch.float32 else weight.float()
     table = torch.zeros(len(words), weight.shape[1], dtype=torch.float32, device=weight.device)
     has = torch.zeros(len(words), dtype=torch.bool)
     for start in range(0, len(words), chunk):
@@ -368,6 +377,9 @@ class SeaLoss(nn.Module):
         init = torch.tensor(math.log(settings.logit_scale_init), dtype=torch.float32)
         self.logit_scale = nn.Parameter(init, requires_grad=settings.learn_logit_scale)
         self.table = table.detach().float()
+        # micro-batches per optimizer step (set by the stage): the loop averages step metrics over the
+        # micro-batches and the processes, `sea/pairs_per_step` is scaled so that the mean is the total
+        self.accumulation = 1
 
     @torch.no_grad()
     def clamp_(self) -> None:
@@ -391,8 +403,10 @@ class SeaLoss(nn.Module):
             x = visual[image_of_row[pairs.rows], pairs.patches].float()
             t = self.table[pairs.words]
             scale = self.scale()
-            if self.settings.gather and _world_size() > 1:
+            world = _world_size()
+            if self.settings.gathers(world):
                 loss, n, acc = self._gathered(x, t, pairs.words, pairs.priority, scale)
+                per_step = n * self.accumulation  # the same gathered batch on every process
             else:
                 n = torch.full((), float(x.shape[0]), device=device)  # a fill, not a host copy
                 if x.shape[0] == 0:
@@ -402,7 +416,13 @@ class SeaLoss(nn.Module):
                     loss, logits = symmetric_info_nce(x, t, scale)
                     target = torch.arange(x.shape[0], device=device)
                     acc = (logits.argmax(dim=1) == target).float().mean()
-        metrics = {"sea/pairs": n.detach(), "sea/logit_scale": scale.detach(), "sea/acc": acc.detach()}
+                per_step = n * self.accumulation * world
+        metrics = {
+            "sea/pairs": n.detach(),
+            "sea/pairs_per_step": per_step.detach(),
+            "sea/logit_scale": scale.detach(),
+            "sea/acc": acc.detach(),
+        }
         return loss, metrics
 
     def _gathered(

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from sea.errors import SeaError
+
 
 def _json_dumps(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -57,17 +59,41 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return path
 
 
-def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
+def write_jsonl(path: str | Path, rows: Iterable[dict], ensure_ascii: bool = False) -> Path:
+    """JSON lines, one row per line (UTF-8; `ensure_ascii` escapes non-ASCII as `json.dumps` does)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as f:
         for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.write(json.dumps(row, ensure_ascii=ensure_ascii) + "\n")
     return path
 
 
+def read_jsonl(path: str | Path) -> list[Any]:
+    """All JSON values of a JSON-lines file (blank lines skipped); SeaError naming a bad line."""
+    path = Path(path)
+    if not path.is_file():
+        raise SeaError(f"file not found: {path}")
+    rows = []
+    with path.open("r", encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise SeaError(f"{path}:{lineno}: invalid JSON ({e.msg})") from e
+    return rows
+
+
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """A JSON file's value; SeaError naming the file (and line, column) when missing or invalid."""
+    path = Path(path)
+    if not path.is_file():
+        raise SeaError(f"file not found: {path}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise SeaError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from e
 
 
 @contextmanager

@@ -6,7 +6,7 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from typing import Any, TypeVar
 
 from sea.errors import SeaError
@@ -39,12 +39,17 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
 
 
 def settings_from(cls: type[T], section: Mapping[str, Any] | None, where: str) -> T:
-    """`cls(**section)` with unknown keys refused and every value checked against its field's type."""
+    """`cls(**section)` with unknown and missing keys refused and every value checked against its field's
+    type."""
     c = dict(section or {})
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(c) - known)
     if unknown:
         raise SeaError(f"unknown {where} keys {unknown}; known: {sorted(known)}")
+    required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]  # type: ignore[arg-type]
+    missing = [k for k in required if k not in c]
+    if missing:
+        raise SeaError(f"{where} is missing keys {missing} (their defaults live in conf/)")
     hints = typing.get_type_hints(cls)
     return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in c.items()})
 

@@ -14,8 +14,7 @@ N_EVAL = 8  # eval images in the test world (2 GQA, 6 POPE, 8 MME and 4 MMBench 
 @pytest.fixture(scope="session")
 def world_cfg(tmp_path_factory: pytest.TempPathFactory):
     """The tiny composition rooted in a temp folder, with the world generated (N_EVAL eval images)."""
-    from sea.config import compose
-    from sea.stages.base import select
+    from sea.config import compose, select
     from sea.world.generate import generate_world
 
     root = tmp_path_factory.mktemp("evalroot")

@@ -13,7 +13,9 @@ from PIL import Image
 
 from sea.errors import SeaError
 from sea.eval import compare as C
+from sea.eval import render
 from sea.eval.render import label_quality_lines, plot_train_curves
+from sea.stages import report as R
 
 SEEDS = [0, 1, 2]
 ARMS = ["sea", "baseline"]
@@ -102,7 +104,7 @@ def gain(a: float, b: float) -> float:
 
 
 def test_means_stds_and_gains_are_exact(tree):
-    comp = C.compare(C.load_scores(tree["evaluate"], SEEDS, ARMS), ARMS, SEEDS)
+    comp = C.compare(R.load_scores(tree["evaluate"], SEEDS, ARMS), ARMS, SEEDS)
     rows = comp["benchmarks"]
     assert list(rows) == ["gqa", "mmbench", "pope", "mme", "foo"]  # paper order, unknown after
 
@@ -160,7 +162,7 @@ def test_means_stds_and_gains_are_exact(tree):
 
 
 def test_flat_summary_names_and_values(tree):
-    comp = C.compare(C.load_scores(tree["evaluate"], SEEDS, ARMS), ARMS, SEEDS)
+    comp = C.compare(R.load_scores(tree["evaluate"], SEEDS, ARMS), ARMS, SEEDS)
     flat = C.flat_summary(comp)
     assert flat["gain/gqa"] == pytest.approx(3 / 51 * 100)
     assert flat["gain/average"] == pytest.approx((3 / 51 * 100 + 20.0) / 4)
@@ -174,10 +176,10 @@ def test_flat_summary_names_and_values(tree):
 
 def test_one_seed_has_no_std(tmp_path):
     paths = make_tree(tmp_path, seeds=[7])
-    comp = C.compare(C.load_scores(paths["evaluate"], [7], ARMS), ARMS, [7])
+    comp = C.compare(R.load_scores(paths["evaluate"], [7], ARMS), ARMS, [7])
     assert comp["benchmarks"]["gqa"]["std"] == {"sea": None, "baseline": None}
     assert comp["benchmarks"]["gqa"]["gain"]["sea"] == pytest.approx(gain(52, 50))
-    table = C.headline_table(comp)
+    table = render.headline_table(comp)
     assert "| GQA | accuracy | - | 52.00 | 50.00 | +2.00 | +4.00 |" in table
     assert "baseline/gqa/std" not in C.flat_summary(comp)
 
@@ -191,7 +193,7 @@ def test_several_compared_arms_get_their_own_gain_names(tmp_path):
         dst.mkdir()
         (dst / "scores.json").write_text((src / "scores.json").read_text())
     arms = ["sea", "sea2", "baseline"]
-    flat = C.flat_summary(C.compare(C.load_scores(paths["evaluate"], SEEDS, arms), arms, SEEDS))
+    flat = C.flat_summary(C.compare(R.load_scores(paths["evaluate"], SEEDS, arms), arms, SEEDS))
     assert flat["gain/sea/gqa"] == pytest.approx(flat["gain/sea2/gqa"]) == pytest.approx(3 / 51 * 100)
     assert "gain/sea/average" in flat and "gain/gqa" not in flat
 
@@ -199,18 +201,18 @@ def test_several_compared_arms_get_their_own_gain_names(tmp_path):
 def test_without_baseline_only_the_per_arm_table(tmp_path):
     paths = make_tree(tmp_path)
     arms = ["sea"]
-    comp = C.compare(C.load_scores(paths["evaluate"], SEEDS, arms), arms, SEEDS)
+    comp = C.compare(R.load_scores(paths["evaluate"], SEEDS, arms), arms, SEEDS)
     assert comp["baseline"] is None and "average" not in comp
     assert "gain" not in comp["benchmarks"]["gqa"]
     assert not [k for k in C.flat_summary(comp) if k.startswith("gain/")]
-    assert "average relative gain" not in C.headline_table(comp)
+    assert "average relative gain" not in render.headline_table(comp)
 
 
 def test_missing_scores_file_is_named(tree):
     gone = tree["evaluate"] / "seed1" / "baseline" / "scores.json"
     gone.unlink()
     with pytest.raises(SeaError, match="1 scores file") as err:
-        C.load_scores(tree["evaluate"], SEEDS, ARMS)
+        R.load_scores(tree["evaluate"], SEEDS, ARMS)
     assert str(gone) in str(err.value)
 
 
@@ -256,18 +258,18 @@ def reported(tmp_path_factory: pytest.TempPathFactory):
 def test_report_files(reported):
     _, paths, _, _ = reported
     out = paths["report"]
-    for name in (C.BENCHMARKS_PNG, C.ALIGN_PNG):
+    for name in (render.BENCHMARKS_PNG, render.ALIGN_PNG):
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
         with Image.open(out / name) as im:
             im.verify()
             assert im.size[0] > 300 and im.size[1] > 200
-    comp = C.compare(C.load_scores(paths["evaluate"], SEEDS, ARMS), ARMS, SEEDS)
-    saved = json.loads((out / C.COMPARISON_JSON).read_text())
+    comp = C.compare(R.load_scores(paths["evaluate"], SEEDS, ARMS), ARMS, SEEDS)
+    saved = json.loads((out / R.COMPARISON_JSON).read_text())
     assert saved["average"]["sea"]["gain"] == pytest.approx(comp["average"]["sea"]["gain"])
     assert list(saved["benchmarks"]) == list(comp["benchmarks"])
     assert saved["label_quality"]["quality/labels/top1"] == 0.61
 
-    md = (out / C.REPORT_MD).read_text()
+    md = (out / R.REPORT_MD).read_text()
     assert "| benchmark | metric | chance | sea | baseline | Δ sea | gain sea (%) |" in md
     assert "| GQA | accuracy | - | 54.00 ± 2.00 | 51.00 ± 1.73 | +3.00 | +5.88 |" in md
     assert "| MMBench | circular accuracy | - | 20.00 ± 10.00 | 0.00 ± 0.00 | +20.00 | n/a |" in md
@@ -279,8 +281,8 @@ def test_report_files(reported):
     assert "nearest_word/object_accuracy | 20.000 ± 10.000 | 5.000 ± 0.000" in md
     assert "stored labels, top1" in md and "0.610" in md and "0.420" in md
     assert "| GQA | 52.00 | 54.00 | 56.00 | 50.00 | 50.00 | 53.00 | +4.00 | +8.00 | +5.66 |" in md
-    assert C.read_report_table(out).startswith(C.headline_table(comp))
-    assert C.read_report_table(out).split("\n\n")[1] in md
+    assert render.read_report_table(out).startswith(render.headline_table(comp))
+    assert render.read_report_table(out).split("\n\n")[1] in md
 
 
 def test_report_stage_metrics_and_artifacts(reported):
@@ -322,7 +324,7 @@ def test_label_quality_lines_without_ground_truth_or_file():
 
 def test_train_curves_tolerate_missing_logs(tree, tmp_path):
     (tree["align"] / "seed2" / "sea" / "train_log.jsonl").unlink()
-    logs = C.load_train_logs(tree["align"], SEEDS, ARMS)
+    logs = R.load_train_logs(tree["align"], SEEDS, ARMS)
     assert sorted(logs["sea"]) == [0, 1] and sorted(logs["baseline"]) == [0, 1, 2]
     del logs["baseline"]  # a panel with nothing logged says so instead of failing
     path = plot_train_curves(
@@ -333,4 +335,14 @@ def test_train_curves_tolerate_missing_logs(tree, tmp_path):
 
 def test_read_report_table_needs_a_report(tmp_path):
     with pytest.raises(SeaError, match="comparison.json"):
-        C.read_report_table(tmp_path)
+        render.read_report_table(tmp_path)
+
+
+def test_label_quality_lines_report_caption_agreement_without_ground_truth():
+    keys = ("patch_agreement", "patch_chance", "image_agreement", "image_chance", "top1_entropy_bits")
+    label = {f"agreement/labels/{k}": v for k, v in zip(keys, (0.61, 0.3, 0.9, 0.6, 3.2), strict=True)}
+    label |= {"agreement/labels/top10_share": 0.8, "agreement/labels/top1_max_share": 0.2}
+    label |= {"agreement/labels/distinctness": 0.7, "agreement/images": 200.0}
+    text = "\n".join(label_quality_lines(label))
+    assert "0.610 vs chance 0.300" in text and "3.20 bits" in text and "200 pretraining images" in text
+    assert "label quality not measured" in text  # no ground truth: the accuracy part still says so

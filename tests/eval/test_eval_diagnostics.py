@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from sea.eval.batch_generate import EvalQuestion as Q
+from sea.eval.batch_generate import open_image, preprocess_image
 from sea.eval.diagnostics import (
     WordTable,
     decode_accuracy,
@@ -17,8 +19,6 @@ from sea.eval.diagnostics import (
     world_caption,
     world_words,
 )
-from sea.eval.runner import EvalQuestion as Q
-from sea.eval.runner import open_image, preprocess_image
 
 
 class CharTokenizer:
@@ -28,6 +28,21 @@ class CharTokenizer:
         assert not add_special_tokens
         return [0 if ch == " " else ord(ch) - 96 for ch in text]
 
+    def __call__(self, texts: str | list[str], add_special_tokens: bool = False) -> dict[str, list]:
+        if isinstance(texts, str):
+            return {"input_ids": self.encode(texts, add_special_tokens)}
+        return {"input_ids": [self.encode(t, add_special_tokens) for t in texts]}
+
+
+class DummyPrefixTokenizer(CharTokenizer):
+    """SentencePiece's leading-space quirk: the text gets a dummy "▁" prefix and spaces become "▁", so a
+    text that starts with a space gets a lone "▁" token (id 0) before its first word; a word is "▁word"
+    (id 100 + a character code sum), the way Llama's and Gemma's tokenizers split " red" alone."""
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        pieces = ("▁" + text.replace(" ", "▁")).split("▁")[1:]
+        return [0 if not p else 100 + sum(ord(c) - 96 for c in p) for p in pieces]
+
 
 def test_word_embedding_is_the_mean_of_space_plus_word_tokens():
     emb = torch.arange(27 * 2, dtype=torch.float32).reshape(27, 2)
@@ -36,6 +51,25 @@ def test_word_embedding_is_the_mean_of_space_plus_word_tokens():
     assert torch.allclose(table.vectors[0], (emb[0] + emb[1] + emb[2]) / 3)
     assert torch.allclose(table.vectors[1], (emb[0] + emb[3]) / 2)
     assert torch.allclose(table.unit.norm(dim=-1), torch.ones(2))
+
+
+def test_diagnostics_embed_words_exactly_as_the_sea_loss_does():
+    """On a tokenizer with the dummy-prefix quirk, encode(" " + word) adds a lone-space token to every
+    word; the SEA loss tokenizes the word in context (no such token), and the diagnostics now share its
+    function, so the two tables are identical."""
+    from sea.training.sea_loss import label_embedding_table
+
+    tok = DummyPrefixTokenizer()
+    words = ["red", "circle", "blue"]
+    emb = torch.nn.Embedding(200, 4)
+    loss_table, has = label_embedding_table(emb, tok, words)
+    table = WordTable.build(words, tok, emb.weight)
+    assert has.all() and table.words == words
+    assert torch.equal(table.vectors, loss_table)
+    for i, w in enumerate(words):  # one token per word, without the lone "▁"
+        assert torch.allclose(table.vectors[i], emb.weight[tok.encode("a " + w)[1]])
+        plain = emb.weight[tok.encode(" " + w)].mean(0)  # what the diagnostics computed before
+        assert not torch.allclose(table.vectors[i], plain)
 
 
 def test_nearest_words_gap_and_tacs_on_known_vectors():
@@ -72,7 +106,7 @@ def test_patch_truth_samples_the_ground_truth_grid_at_patch_centres():
 def test_run_diagnostics_on_the_world(model, world_cfg, one_thread):
     from pathlib import Path
 
-    from sea.eval.answers import read_jsonl
+    from sea.utils.io import read_jsonl
 
     rows = read_jsonl(Path(world_cfg.paths.world) / "ground_truth" / "eval.jsonl")[:3]
     pixels = [

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from sea.config import select
 from sea.errors import SeaError
 from sea.eval.score import main as score_main
-from sea.stages.base import select
 from sea.stages.evaluate import STAGE
 
 ANSWER_KEYS = ["question_id", "prompt", "text", "answer_id", "model_id", "metadata"]

@@ -13,7 +13,7 @@ from llava_layout import make_llava_eval_tree
 
 from sea.config import compose
 from sea.errors import SeaError
-from sea.eval.runner import SHORT_SUFFIX, benchmark_specs, load_questions
+from sea.eval.batch_generate import SHORT_SUFFIX, benchmark_specs, load_questions
 from sea.eval.score import main as score_main
 from sea.eval.server import read_server_result
 from sea.eval.uploads import write_upload

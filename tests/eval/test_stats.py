@@ -12,14 +12,15 @@ import numpy as np
 import pytest
 from eval_helpers import answer, write_jsonl
 
+from sea.config import select
 from sea.errors import SeaError
 from sea.eval import compare as C
-from sea.eval import stats
+from sea.eval import render, stats
+from sea.eval.batch_generate import benchmark_specs, score_benchmark
 from sea.eval.outcomes import point_headline
 from sea.eval.render import average_lines
-from sea.eval.runner import benchmark_specs, score_benchmark
 from sea.eval.scorers.mmbench import read_mmbench_tsv, row_options
-from sea.stages.base import select
+from sea.stages import report as R
 
 BENCHES = ("gqa", "pope", "mme", "mmbench")
 SETTINGS = stats.Settings(resamples=500)
@@ -121,10 +122,10 @@ def make_runs(world_cfg, truth, root: Path, arms: dict[str, dict[str, Policy]], 
 def comparison(root: Path, arms, seeds=(0,), settings=SETTINGS) -> dict:
     seeds = list(seeds)
     return C.compare(
-        C.load_scores(root, seeds, arms),
+        R.load_scores(root, seeds, arms),
         arms,
         seeds,
-        outcomes=C.load_outcomes(root, seeds, arms),
+        outcomes=R.load_outcomes(root, seeds, arms),
         settings=settings,
     )
 
@@ -222,7 +223,7 @@ def test_a_known_difference_gives_an_interval_that_excludes_zero(world_cfg, trut
     assert avg["verdict"] == "sea is higher than baseline (every interval excludes 0)"
     # deterministic, and the draws depend on the bootstrap seed
     assert comparison(root, ["sea", "baseline"])["average"]["sea"]["ci"] == avg["ci"]
-    oc = C.load_outcomes(root, [0], ["sea", "baseline"])[0]
+    oc = R.load_outcomes(root, [0], ["sea", "baseline"])[0]
     runs = {arm: oc[arm]["gqa"] for arm in oc}
     again, other = stats.paired_bootstrap("gqa", runs, 50, 0), stats.paired_bootstrap("gqa", runs, 50, 1)
     assert np.array_equal(again["baseline"], stats.paired_bootstrap("gqa", runs, 50, 0)["baseline"])
@@ -314,7 +315,7 @@ def test_average_leaves_out_flagged_benchmarks_and_names_them(world_cfg, truth, 
         "POPE (sea: yes 100 %, ≤ chance)." in text
     )
     assert "Not the SEA paper's eight benchmarks" in text and "+7.61 %" in text
-    table = C.headline_table(comp)
+    table = render.headline_table(comp)
     assert "⚠ yes 100 %, ≤ chance" in table
     assert "average relative gain, sea (GQA, MME)" in table
     assert "**" not in table
@@ -333,20 +334,20 @@ def test_report_stage_writes_intervals_flags_and_verdict(world_cfg, truth, tmp_p
          "tracking": {"enabled": False}, "report": {"bootstrap": {"resamples": 300, "seed": 0}}}
     )  # fmt: skip
     metrics = STAGE.run(cfg)
-    md = (paths["report"] / C.REPORT_MD).read_text()
+    md = (paths["report"] / R.REPORT_MD).read_text()
     assert "over GQA, MMBench: +0.00 %; 95 % interval over questions (paired bootstrap) [+0.00, +0.00]." in md
     assert "Verdict: no significant difference at this scale." in md
     assert "MME (sea: ≤ chance; baseline: ≤ chance)" in md  # a coin flip scores 75 per subtask
     assert "| benchmark | metric | chance | sea | baseline | Δ sea | gain sea (%) |" in md
     assert "POPE, sea, seed 0: yes-ratio outside [10, 90] %" in md
     assert "**" not in md
-    saved = json.loads((paths["report"] / C.COMPARISON_JSON).read_text())
+    saved = json.loads((paths["report"] / R.COMPARISON_JSON).read_text())
     assert saved["benchmarks"]["gqa"]["delta_ci"]["sea"] == [0.0, 0.0]
     assert saved["statistics"]["resamples"] == 300
     assert metrics["gain/gqa/ci_low"] == metrics["gain/gqa/ci_high"] == 0.0
     assert metrics["sea/pope/flags"] == 2.0 and metrics["baseline/pope/flags"] == 0.0
     assert metrics["gain/average/benchmarks"] == 2.0
-    assert C.read_report_table(paths["report"]).startswith(C.headline_table(saved))
+    assert render.read_report_table(paths["report"]).startswith(render.headline_table(saved))
     print(md)  # noqa: T201  (the sample in the helper's report: pytest -s)
 
 

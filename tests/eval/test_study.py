@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 
 from sea.config import compose
-from sea.eval.compare import write_report
 from sea.eval.study import MARKER, PLOT, write_study_doc
+from sea.stages.report import write_report
 from tests.eval.test_compare import SEEDS, make_tree, write_label_json
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from sea.config import select
 from sea.labeling.storage import load_labels
 from sea.stages import label as label_stage
-from sea.stages.base import select
 
 SCRIPT = textwrap.dedent(
     """

@@ -11,11 +11,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from sea.config import select
 from sea.labeling.storage import check_label_compatibility, load_labels
 from sea.models.vision import VisionTower
 from sea.stages import base
 from sea.stages import label as label_stage
-from sea.stages.base import select
 from sea.utils import dist
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sea.models.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
+from sea.data.llava import IGNORE_INDEX, IMAGE_TOKEN_INDEX
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import torch
 
 from sea.data.templates import build_prompt_for_generation, end_of_turn_ids
 from sea.errors import SeaError
-from sea.models.constants import IMAGE_TOKEN_INDEX
+from sea.data.llava import IMAGE_TOKEN_INDEX
 
 QUESTION = "What is the colour of the shape in the image?"
 ANSWER = "The circle is red."
@@ -97,7 +97,7 @@ def _expand(ids: list[int], image_token_id: int, n: int) -> list[int]:
 
 @pytest.mark.parametrize("multi", [False, True], ids=["one-turn", "two-turns"])
 def test_export_matches_ours(exported, multi: bool) -> None:
-    from sea.eval.runner import preprocess_image
+    from sea.eval.batch_generate import preprocess_image
 
     case, ours, model, processor, _ = exported
     template = CASES[case][1]
@@ -141,7 +141,7 @@ def test_export_torchvision_backend_is_close(exported) -> None:
     """The processor's default (torchvision) backend resizes tensors: within one 8-bit level of ours."""
     from transformers import AutoProcessor
 
-    from sea.eval.runner import preprocess_image
+    from sea.eval.batch_generate import preprocess_image
 
     _, ours, _, _, root = exported
     processor = AutoProcessor.from_pretrained(root / "hf")

@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from sea.data.llava import IGNORE_INDEX
+from sea.data.llava import IMAGE_TOKEN_INDEX as IMG
 from sea.errors import SeaError
-from sea.models.constants import IGNORE_INDEX
-from sea.models.constants import IMAGE_TOKEN_INDEX as IMG
 from sea.models.mllm import SeaMLLM
 
 

@@ -153,8 +153,24 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def tiny_overrides(world: dict, root: Path, *extra: str) -> list[str]:
-    """Hydra overrides: the tiny experiment pointed at `world`, outputs under `root`, small batches."""
+STAGE_SIZES = Path(__file__).with_name("stage_sizes.yaml")
+
+
+def size_overrides() -> list[str]:
+    """`key=value` overrides of `stage_sizes.yaml`."""
+    from omegaconf import OmegaConf
+
+    from sea.config import flatten
+
+    def text(value: object) -> str:
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    sizes = OmegaConf.to_container(OmegaConf.load(STAGE_SIZES))
+    return [f"{key}={text(value)}" for key, value in flatten(sizes).items()]
+
+
+def stage_overrides(world: dict, root: Path, *extra: str) -> list[str]:
+    """Hydra overrides: the tiny experiment pointed at `world`, outputs under `root`, test sizes."""
     w = world
     return [
         "experiment=tiny",
@@ -165,26 +181,12 @@ def tiny_overrides(world: dict, root: Path, *extra: str) -> list[str]:
         f"model.vision.name={w['vision']['name']}",
         f"model.vision.model_config={w['vision']['model_config']}",
         f"model.vision.pretrained={w['vision']['pretrained']}",
-        "model.vision.image_size=32",
-        "model.vision.patch_size=8",
         f"model.llm.name_or_path={w['llm']}",
-        "model.llm.max_length=128",
         f"data.pretrain.json={w['data'] / 'pretrain.json'}",
         f"data.pretrain.image_folder={w['data']}",
         f"data.instruct.json={w['data'] / 'instruct.json'}",
         f"data.instruct.image_folder={w['data']}",
-        "align.train.global_batch_size=4",
-        "align.train.per_device_batch_size=2",
-        "align.train.gradient_checkpointing=false",
-        "align.train.lr=1e-2",
-        "align.checkpoint.every=2",
-        "align.log.progress=false",
-        "instruct.train.global_batch_size=4",
-        "instruct.train.per_device_batch_size=2",
-        "instruct.train.gradient_checkpointing=false",
-        "instruct.train.max_steps=2",
-        "instruct.checkpoint.every=1",
-        "instruct.log.progress=false",
+        *size_overrides(),
         *extra,
     ]
 
@@ -192,7 +194,7 @@ def tiny_overrides(world: dict, root: Path, *extra: str) -> list[str]:
 @pytest.fixture
 def overrides_for(tiny_world: dict) -> Callable[..., list[str]]:
     """`overrides_for(root, *extra)`: the override list `stage_cfg` composes (for subprocesses)."""
-    return lambda root, *extra: tiny_overrides(tiny_world, root, *extra)
+    return lambda root, *extra: stage_overrides(tiny_world, root, *extra)
 
 
 @pytest.fixture
@@ -201,6 +203,6 @@ def stage_cfg(tiny_world: dict, tmp_path: Path) -> Callable[..., object]:
     from sea.config import compose
 
     def make(*overrides: str, root: Path | None = None):
-        return compose(tiny_overrides(tiny_world, root or tmp_path / "out", *overrides))
+        return compose(stage_overrides(tiny_world, root or tmp_path / "out", *overrides))
 
     return make

@@ -104,7 +104,7 @@ def test_resume_after_a_crash_equals_an_unbroken_run(
     assert (ckpt / "step_00000002").is_dir() and not (Path(cfg.paths.align) / "seed0" / "sea").exists()
 
     # a config change that makes the checkpoint stale is refused...
-    with pytest.raises(SeaError, match=r"settings\.train\.lr.*align\.checkpoint\.restart=true"):
+    with pytest.raises(SeaError, match=r"changed: align\.train\.lr\).*align\.checkpoint\.restart=true"):
         STAGE.run(stage_cfg("align.train.lr=0.5", root=tmp_path / "b"), "sea")
     assert (ckpt / "step_00000002").is_dir()
 
@@ -152,3 +152,42 @@ def test_align_refuses_labels_for_another_grid(stage_cfg, tiny_world, tmp_path: 
     write_json(labels / "manifest.json", manifest)
     with pytest.raises(SeaError, match="patch grid"):
         STAGE.run(stage_cfg(f"align.labels={labels}"), "sea")
+
+
+def test_diagnostics_during_stage_1_are_logged_as_curves_without_changing_training(
+    stage_cfg, tiny_world, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from sea.stages.align import STAGE
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.rows: list[tuple[int | None, dict]] = []
+
+        def log_metrics(self, metrics, step=None) -> None:  # noqa: ANN001
+            self.rows.append((step, dict(metrics)))
+
+        def __getattr__(self, name: str):  # other tracker calls: no-ops
+            return lambda *a, **k: None
+
+    recorder = Recorder()
+    monkeypatch.setattr("sea.tracking.current", lambda: recorder)
+    probe = (
+        "align.diagnostics.every=2",
+        "align.diagnostics.max_images=4",
+        "eval.diagnostics.ground_truth=null",
+        f"eval.diagnostics.captions={tiny_world['data'] / 'pretrain.json'}",
+        f"eval.diagnostics.image_folder={tiny_world['data']}",
+        "eval.diagnostics.trained=[]",
+    )
+    STAGE.run(stage_cfg(*probe, root=tmp_path / "probe"), "sea")
+    curves = [(step, m) for step, m in recorder.rows if any(k.startswith("align_diag/") for k in m)]
+    assert [step for step, _ in curves] == [2, 4]
+    first, last = curves[0][1], curves[1][1]
+    assert {"align_diag/modality_gap", "align_diag/tacs", "align_diag/nearest_word/mean_cosine"} <= set(first)
+    assert first["align_diag/modality_gap"] != last["align_diag/modality_gap"]  # the adapter trained
+    STAGE.run(stage_cfg(root=tmp_path / "plain"), "sea")
+    with_probe, without = (
+        adapter_state(tmp_path / r / "align" / "seed0" / "sea" / "adapter.safetensors")
+        for r in ("probe", "plain")
+    )
+    assert all(torch.equal(with_probe[k], without[k]) for k in without), "the probe does not change training"

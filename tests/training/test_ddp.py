@@ -51,8 +51,13 @@ def test_ddp_two_cpu_processes_match_one_process(overrides_for, tmp_path: Path):
 
     single = run_worker(tmp_path, "single", overrides("single"), 1)
     # two steps with a checkpoint after the first: also exercises `save_state` under DDP
+    # per-process contrastive batches (`gather: false`): the same as one process accumulating two
     ddp_overrides = overrides(
-        "ddp", "hardware=cpu_ddp", "align.train.max_steps=2", "align.checkpoint.every=1"
+        "ddp",
+        "hardware=cpu_ddp",
+        "align.train.max_steps=2",
+        "align.checkpoint.every=1",
+        "align.sea.gather=false",
     )
     ddp = run_worker(tmp_path, "ddp", ddp_overrides, 2)
     assert single["world_size"] == 1 and ddp["world_size"] == 2 and ddp["checkpointed"]
@@ -64,11 +69,11 @@ def test_ddp_two_cpu_processes_match_one_process(overrides_for, tmp_path: Path):
 
     # the gathered contrastive batch over 2 processes x 2 images = one process's batch of 4 images
     wide = run_worker(tmp_path, "wide", overrides("wide", "align.train.per_device_batch_size=4"), 1)
-    gathered = run_worker(
-        tmp_path, "gathered", overrides("gathered", "hardware=cpu_ddp", "align.sea.gather=true"), 2
-    )
+    # the default with two processes: gathered
+    gathered = run_worker(tmp_path, "gathered", overrides("gathered", "hardware=cpu_ddp"), 2)
     assert gathered["row"]["loss_sea"] == pytest.approx(wide["row"]["loss_sea"], rel=1e-5)
     assert gathered["row"]["sea/pairs"] == wide["row"]["sea/pairs"]
+    assert gathered["row"]["sea/pairs_per_step"] == wide["row"]["sea/pairs_per_step"]
     torch.testing.assert_close(
         gathered["grads"]["sea.logit_scale"], wide["grads"]["sea.logit_scale"], rtol=1e-5, atol=1e-7
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sea.__main__ import main as sea_main
-from sea.stages.integrity import SUCCESS
+from sea.layout import SUCCESS
 
 
 @pytest.fixture

@@ -182,6 +182,15 @@ def test_loss_equals_eq_11():
     assert metrics["sea/pairs"] == 5 and math.isclose(
         float(metrics["sea/logit_scale"]), 1 / 0.07, rel_tol=1e-5
     )
+    # four micro-batches per step: the loop's mean over them of pairs_per_step is the step's total
+    module.accumulation = 4
+    assert module(visual, torch.arange(3), pairs)[1]["sea/pairs_per_step"] == 20
+
+
+def test_contrastive_batch_is_global_by_default_with_several_processes():
+    assert not SeaSettings().gathers(1) and SeaSettings().gathers(8)
+    assert not SeaSettings(gather=False).gathers(8) and SeaSettings(gather=True).gathers(2)
+    assert SeaSettings.from_config({"gather": None}).gather is None
 
 
 def test_logit_scale_is_learned_and_clamped():

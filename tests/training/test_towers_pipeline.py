@@ -32,11 +32,11 @@ def test_label_transfer_align_step_and_generation(
     from sea.labeling.storage import check_label_compatibility, load_labels
     from sea.labeling.text import word_embeddings
     from sea.labeling.transfer import patch_cover
-    from sea.models.constants import IMAGE_TOKEN_INDEX
+    from sea.data.llava import IMAGE_TOKEN_INDEX
     from sea.models.mllm import SeaMLLM
     from sea.models.vision import VisionTower
     from sea.stages import align, label
-    from sea.stages.base import select
+    from sea.config import select
 
     student = student_cfg(kind, tmp_path / "tower")
     teacher = dict(tiny_world["vision"])  # the tiny CLIP: 32 px, patch 8, 'shortest'

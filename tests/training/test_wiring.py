@@ -85,7 +85,8 @@ def undeclared_reads(cfg, stage, reads: set[str]) -> list[str]:
     """Keys read that are neither declared (params, deps) nor neutral; a section read counts as reading
     each of its leaves."""
     declared = [*stage.params, *stage.deps]
-    neutral = [*NEUTRAL, stage.out, f"{stage.name}.checkpoint", f"{stage.name}.log"]
+    # checkpoints, logging and the diagnostics curves during training do not change a stage's outputs
+    neutral = [*NEUTRAL, stage.out, *(f"{stage.name}.{k}" for k in ("checkpoint", "log", "diagnostics"))]
     bad = []
     for key in sorted(reads):
         if covered(key, declared) or covered(key, neutral):

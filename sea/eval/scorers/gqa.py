@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from sea.errors import SeaError
-from sea.eval.answers import check_missing, match_answers, read_json
+from sea.eval.answers import check_missing, match_answers
 from sea.eval.outcomes import unit_outcomes
 from sea.eval.scorers.common import Result, best_constant, pct, qid_key, require_path, result
+from sea.utils.io import read_json
 
 
 def gqa_prediction(text: str) -> str:

@@ -72,7 +72,7 @@ def row_options(row: dict[str, Any], letters: Sequence[str] = ALL_OPTIONS) -> li
 def read_mmbench_tsv(path: str | Path) -> list[dict[str, Any]]:
     """The TSV rows as dicts (`index` as int); a short image reference (VLMEvalKit stores a repeated image
     as the index of the row holding it) is resolved to that row's base64 image."""
-    from sea.data.validate import iter_tsv_rows
+    from sea.data.llava import iter_tsv_rows
 
     rows = []
     for rec in iter_tsv_rows(path):

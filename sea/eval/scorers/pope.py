@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from sea.errors import SeaError
-from sea.eval.answers import listing, match_answers, read_jsonl
+from sea.eval.answers import listing, match_answers
 from sea.eval.outcomes import unit_outcomes
 from sea.eval.scorers.common import Result, qid_key, require_path, result
+from sea.utils.io import read_jsonl
 
 RATES = ("accuracy", "precision", "recall", "f1", "yes_ratio")
 CHANCE = ("f1", "accuracy")

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from sea.errors import SeaError
-from sea.eval.answers import match_answers, read_json
+from sea.eval.answers import match_answers
 from sea.eval.scorers.common import Result, pct, qid_key, require_path, result
+from sea.utils.io import read_json
 
 
 def score_seed(

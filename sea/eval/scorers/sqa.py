@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from sea.errors import SeaError
-from sea.eval.answers import listing, match_answers, read_json
+from sea.eval.answers import listing, match_answers
 from sea.eval.scorers.common import Result, pct, qid_key, require_path, result
+from sea.utils.io import read_json
 
 OPTIONS = ("A", "B", "C", "D", "E")
 _ANSWER_IS = re.compile(r"The answer is ([A-Z]).")

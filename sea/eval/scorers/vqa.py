@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from sea.errors import SeaError
-from sea.eval.answers import check_missing, listing, match_answers, read_json
+from sea.eval.answers import check_missing, listing, match_answers
 from sea.eval.normalize import EvalAIAnswerProcessor
 from sea.eval.scorers.common import Result, pct, qid_key, require_path, result
+from sea.utils.io import read_json
 
 _PROC = EvalAIAnswerProcessor()
 

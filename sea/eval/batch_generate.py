@@ -1,4 +1,4 @@
-"""Benchmark runner: LLaVA question files in, LLaVA answer files out, batched greedy generation.
+"""Batched generation over benchmarks: LLaVA question files in, LLaVA answer files out, greedy decoding.
 
 - Registry: `eval.benchmarks` names entries of `data.eval_sets` (question file, image folder, annotations,
   `format`, for VQAv2 test-dev `all_questions`); `eval.registry.<name>` adds the scorer (null: scored by
@@ -30,9 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sea.data.llava import expand_to_square, image_mean, pad_fill
 from sea.errors import SeaError
-from sea.eval.answers import answer_id, make_answer, read_answers, read_jsonl, write_answers
+from sea.eval.answers import answer_id, make_answer, read_answers, write_answers
 from sea.utils.dist import ProcessInfo, process_info  # noqa: F401 (re-exported for callers)
+from sea.utils.io import read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +172,7 @@ def _mmbench_tsv(spec: BenchmarkSpec) -> list[EvalQuestion]:
 
 
 def _vqa_questions(spec: BenchmarkSpec) -> list[EvalQuestion]:
-    from sea.eval.answers import read_json
+    from sea.utils.io import read_json
 
     data = read_json(spec.questions)
     rows = data.get("questions") if isinstance(data, dict) else None
@@ -208,19 +210,6 @@ def load_questions(spec: BenchmarkSpec) -> list[EvalQuestion]:
 # ---------------------------------------------------------------------------------------- images
 
 
-def expand2square(image: Any, background: tuple[int, ...]) -> Any:
-    """LLaVA's `expand2square`: paste onto a square canvas of `background`, centred."""
-    from PIL import Image
-
-    w, h = image.size
-    if w == h:
-        return image
-    side = max(w, h)
-    canvas = Image.new(image.mode, (side, side), background)
-    canvas.paste(image, ((side - w) // 2, (side - h) // 2))
-    return canvas
-
-
 def open_image(q: EvalQuestion, image_folder: Path | None) -> Any:
     """The question's image as RGB PIL; SeaError naming the question when it cannot be read."""
     from PIL import Image, UnidentifiedImageError
@@ -234,17 +223,11 @@ def open_image(q: EvalQuestion, image_folder: Path | None) -> Any:
         raise SeaError(f"question {q.question_id!r}: cannot open image {q.image or '(base64)'}: {e}") from e
 
 
-def image_background(model: Any) -> tuple[int, ...]:
-    """The vision tower's mean colour as 0-255 RGB (LLaVA pads with `image_processor.image_mean`)."""
-    mean = model.vision.preprocess_cfg.get("mean") or (0.48145466, 0.4578275, 0.40821073)
-    return tuple(int(x * 255) for x in mean)
-
-
 def preprocess_image(model: Any, image: Any, image_aspect_ratio: str = "pad") -> Any:
     """Pixels for `model` from an RGB PIL image: padded to a square first when `image_aspect_ratio` is
     'pad', then the tower's own preprocessing."""
     if image_aspect_ratio == "pad":
-        image = expand2square(image, image_background(model))
+        image = expand_to_square(image, pad_fill(image_mean(model.vision.preprocess_cfg)))
     elif image_aspect_ratio not in ("none", "crop", None):
         raise SeaError(f"eval.image_aspect_ratio must be 'pad' or 'none', got {image_aspect_ratio!r}")
     return model.vision.preprocess(image)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from sea.config import select
 from sea.errors import SeaError
 from sea.eval.answers import read_answers
-from sea.eval.runner import (
+from sea.eval.batch_generate import (
     MC_SUFFIX,
     AnswerGenerator,
     BenchmarkSpec,
@@ -21,7 +22,6 @@ from sea.eval.runner import (
     run_benchmark,
     shard_of,
 )
-from sea.stages.base import select
 
 
 def specs_of(cfg) -> dict[str, BenchmarkSpec]:

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from sea.errors import SeaError
+from sea.layout import SUCCESS
 from sea.utils.io import atomic_write_json, read_json, sha256_file
 
-SUCCESS = "_SUCCESS.json"
 # `SEA_VERIFY=hash`: the skip check hashes every output file instead of comparing sizes only.
 VERIFY_ENV = "SEA_VERIFY"
 
