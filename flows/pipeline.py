@@ -151,7 +151,7 @@ def publish_report(report: Path, parent: tracking.Tracker, ui: str) -> None:
     """The comparison table and links to the MLflow runs, as the flow run's markdown artifact."""
     from prefect.artifacts import create_markdown_artifact
 
-    from sea.eval.compare import read_report_table
+    from sea.eval.render import read_report_table
 
     lines = [f"## SEA vs baseline\n\n{read_report_table(report)}\n", f"Full report: `{report / 'report.md'}`\n"]
     page = parent.page_url(ui)
