@@ -323,7 +323,9 @@ def held_out_samples(samples: list[dict], dcfg: dict[str, Any], limit: int) -> l
         if not path.is_file():
             raise SeaError(f"{path}: no held-out manifest; set data.pretrain.holdout and run `prepare` again")
         samples = [samples[int(r["index"])] for r in read_manifest(path)]
-    trained = {r.get("image") for m in dcfg.get("trained") or () if Path(m).is_file() for r in read_manifest(m)}
+    trained = {
+        r.get("image") for m in dcfg.get("trained") or () if Path(m).is_file() for r in read_manifest(m)
+    }
     kept = [s for s in samples if s.get("image") not in trained]
     if samples and not kept:
         raise SeaError(

@@ -28,7 +28,6 @@ from typing import Any
 from omegaconf import DictConfig
 
 from sea.config import select
-from sea.data.llava import image_mean
 from sea.errors import SeaError
 from sea.integrity import check_input
 from sea.layout import ADAPTER_FILE
@@ -95,8 +94,8 @@ class AlignRecipe(TrainingRecipe):
 
     def setup(self) -> TrainingParts:
         from sea.models.mllm import SeaMLLM
-        from sea.training.data import BatchLayout, Collator, ConversationDataset
-        from sea.training.loop import TrainHooks, cast_frozen
+        from sea.training.data import BatchLayout, Collator
+        from sea.training.loop import TrainHooks
         from sea.training.modules import AlignModule
         from sea.training.optim import ParamGroupSpec, param_groups
         from sea.training.sea_loss import SeaLoss, SeaSettings, label_embedding_table, window_table
@@ -135,9 +134,7 @@ class AlignRecipe(TrainingRecipe):
                 len(window_table(mllm.vision.grid, sea.window)),
             )
         module = AlignModule(mllm, sea_loss, sea.weight)
-        cast_frozen(module, settings.frozen_torch_dtype(self.hardware.mixed_precision))
-        if settings.gradient_checkpointing:
-            mllm.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.freeze(module, mllm)
 
         no_image = [s["id"] for s in samples if not s.get("image")]
         if no_image:
@@ -145,14 +142,10 @@ class AlignRecipe(TrainingRecipe):
                 f"{len(no_image)} pretrain samples have no image (first: {no_image[:3]}); "
                 "stage 1 needs one each"
             )
-        dataset = ConversationDataset(
+        dataset = self.conversations(
+            "pretrain",
+            mllm,
             samples,
-            mllm.tokenizer,
-            str(acfg["template"]),
-            select(cfg, "data.pretrain.image_folder"),
-            mllm.vision.preprocess,
-            image_aspect_ratio=str(acfg["image_aspect_ratio"]),
-            image_mean=image_mean(mllm.vision.preprocess_cfg),
             labels=labels,
             num_patches=mllm.vision.num_patches,
             seed=self.seed,

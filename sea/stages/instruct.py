@@ -22,8 +22,6 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from sea.config import select
-from sea.data.llava import image_mean
 from sea.errors import SeaError
 from sea.integrity import check_input
 from sea.layout import adapter_path as stage1_adapter
@@ -132,8 +130,7 @@ class InstructRecipe(TrainingRecipe):
     def setup(self) -> TrainingParts:
         from sea.models.adapter import load_adapter
         from sea.models.mllm import SeaMLLM
-        from sea.training.data import Collator, ConversationDataset
-        from sea.training.loop import cast_frozen
+        from sea.training.data import Collator
         from sea.training.modules import InstructModule
         from sea.training.optim import ParamGroupSpec, param_groups
 
@@ -157,20 +154,10 @@ class InstructRecipe(TrainingRecipe):
         if mllm.tokenizer is None or mllm.tokenizer.pad_token_id is None:
             raise SeaError("the LLM's tokenizer has no pad token")
         module = InstructModule(mllm)
-        cast_frozen(module, settings.frozen_torch_dtype(self.hardware.mixed_precision))
-        if settings.gradient_checkpointing:
-            mllm.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.freeze(module, mllm)
 
         samples = load_training_samples(cfg, "instruct")
-        dataset = ConversationDataset(
-            samples,
-            mllm.tokenizer,
-            str(icfg["template"]),
-            select(cfg, "data.instruct.image_folder"),
-            mllm.vision.preprocess,
-            image_aspect_ratio=str(icfg["image_aspect_ratio"]),
-            image_mean=image_mean(mllm.vision.preprocess_cfg),
-        )
+        dataset = self.conversations("instruct", mllm, samples)
         collator = Collator(mllm.tokenizer.pad_token_id)
         specs = [ParamGroupSpec("adapter", mllm.adapter, tune.adapter_lr)]
         if tune.vision:

@@ -149,6 +149,31 @@ class TrainingRecipe:
         """Write the trained weights into `out`; returns what `metrics.json` records besides the metrics."""
         raise NotImplementedError
 
+    def conversations(self, data: str, mllm: Any, samples: list[dict], **extra: Any) -> Any:
+        """`samples` of `data.<data>` as a `ConversationDataset` in the stage's template, with the tower's
+        preprocessing (after LLaVA's square padding when `image_aspect_ratio` is `pad`)."""
+        from sea.data.llava import image_mean
+        from sea.training.data import ConversationDataset
+
+        return ConversationDataset(
+            samples,
+            mllm.tokenizer,
+            str(self.section["template"]),
+            select(self.cfg, f"data.{data}.image_folder"),
+            mllm.vision.preprocess,
+            image_aspect_ratio=str(self.section["image_aspect_ratio"]),
+            image_mean=image_mean(mllm.vision.preprocess_cfg),
+            **extra,
+        )
+
+    def freeze(self, module: Any, mllm: Any) -> None:
+        """Frozen weights in the run's dtype; gradient checkpointing of the LLM when the settings ask."""
+        from sea.training.loop import cast_frozen
+
+        cast_frozen(module, self.settings.frozen_torch_dtype(self.hardware.mixed_precision))
+        if self.settings.gradient_checkpointing:
+            mllm.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
     def run(self, out: Path) -> dict[str, float]:
         """Train into `out` (written by the main process); returns the run's metrics."""
         import torch

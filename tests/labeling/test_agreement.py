@@ -159,9 +159,9 @@ def test_wrong_sign_labels_are_caught(world_root: Path, tower) -> None:
 
 
 def test_stage_auto_records_the_choice_and_guard_stops_a_chance_labeler(label_cfg) -> None:
+    from sea.config import select
     from sea.labeling.storage import load_labels
     from sea.stages import label as label_stage
-    from sea.config import select
 
     # the tiny random CLIP labels at chance: with the guard on, the stage stops before labeling
     with pytest.raises(SeaError, match="no better than chance") as err:
