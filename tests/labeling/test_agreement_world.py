@@ -1,6 +1,6 @@
 """Caption agreement on the default shapes world with the CLIP that `backbones` trains (the `make run`
 setting): `auto` picks the variant that per-patch ground truth ranks first, and the guard stops labels
-made with the wrong sign. Trains the world's CLIP and LM (minutes): slow tier."""
+made with the wrong sign. Trains the world's CLIP and LM (minutes): the `world` marker, run by `make test-all`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from sea.errors import SeaError
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.world]
 
 
 def test_auto_agrees_with_ground_truth_and_the_guard_stops_the_wrong_sign(tmp_path: Path) -> None:
