@@ -124,6 +124,7 @@ class VisionTower(nn.Module):
     library = ""
     num_prefix_tokens = 1  # tokens before the patches in `hidden_state` (CLS, registers)
     has_cls = True
+    trainable = False  # `unfreeze` sets it
 
     def __init__(
         self,
@@ -257,10 +258,19 @@ class VisionTower(nn.Module):
         patches = h[:, self.num_prefix_tokens :]
         return patches if self.select_feature == "patch" else torch.cat([h[:, :1], patches], dim=1)
 
-    @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Tokens the LLM consumes: (B, N, width), N = patches (+1 with 'cls_patch')."""
-        return self.features(images)
+        """Tokens the LLM consumes: (B, N, width), N = patches (+1 with 'cls_patch'); under no_grad
+        unless the image tower trains (`unfreeze`)."""
+        if self.trainable:
+            return self.features(images)
+        with torch.no_grad():
+            return self.features(images)
+
+    def unfreeze(self) -> None:
+        """Let the image tower train (stage 2 with `instruct.tune.vision`): its parameters take gradients
+        and `forward` keeps the graph. It stays in eval mode; a text tower stays frozen."""
+        self.visual.requires_grad_(True)
+        self.trainable = True
 
 
 class OpenClipTower(VisionTower):

@@ -62,14 +62,6 @@ class Lora:
     merge: bool
 
 
-def unfreeze_vision(tower: Any) -> None:
-    """Let the vision tower train: its `forward` runs without `no_grad` (the rest of `VisionTower`
-    stays as is; the text tower stays frozen)."""
-
-    tower.visual.requires_grad_(True)
-    tower.forward = tower.features
-
-
 def apply_lora(llm: Any, lora: Lora) -> Any:
     """Wrap the LLM with peft LoRA adapters (all linear layers but the output head by default)."""
     try:
@@ -150,7 +142,7 @@ class InstructRecipe(TrainingRecipe):
         if tune.llm == "lora":
             mllm.llm = apply_lora(mllm.llm, lora)
         if tune.vision:
-            unfreeze_vision(mllm.vision)
+            mllm.vision.unfreeze()
         if mllm.tokenizer is None or mllm.tokenizer.pad_token_id is None:
             raise SeaError("the LLM's tokenizer has no pad token")
         module = InstructModule(mllm)
