@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 def cli(overrides: list[str]) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
-        [sys.executable, "-m", "sea", "align", "--arm", "sea", *overrides],
+        [sys.executable, "-m", "sea", "align", "--arm", "sea", "--json", *overrides],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
