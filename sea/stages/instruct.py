@@ -30,6 +30,7 @@ from sea.training.recipe import TrainingParts, TrainingRecipe, is_sharded, load_
 from sea.utils.settings import require, settings_from
 
 log = logging.getLogger(__name__)
+HF_FOLDER = "hf"  # the transformers export inside an instruct output
 
 LLM_TUNING = ("full", "lora", "frozen")
 
@@ -172,7 +173,21 @@ class InstructRecipe(TrainingRecipe):
         dtype = self.settings.frozen_torch_dtype(mixed) if save_dtype == "auto" else DTYPES[save_dtype]
         mllm, self.mllm = self.mllm, None
         save_model(accelerator, model, mllm, out, self.lora, dtype, self.cfg)
+        if icfg["export_hf"] and self.proc.is_main:
+            return {"exported_hf": export_hf(out, str(icfg["template"]), str(icfg["image_aspect_ratio"]))}
         return {}
+
+
+def export_hf(out: Path, template: str, image_aspect_ratio: str) -> bool:
+    """`out/hf`: the saved model as a transformers LLaVA folder; False (with a warning) when it cannot map."""
+    from sea.export.llava import export_llava
+
+    try:
+        export_llava(out, out / HF_FOLDER, template=template, image_aspect_ratio=image_aspect_ratio)
+    except SeaError as err:
+        log.warning("instruct: not exported to transformers (%s); the model itself is saved", err)
+        return False
+    return True
 
 
 def build(cfg: DictConfig, out: Path, arm: str) -> dict:
@@ -192,6 +207,7 @@ STAGE = Stage(
         "instruct.tune",
         "instruct.lora",
         "instruct.save_dtype",
+        "instruct.export_hf",
     ),
     out="paths.instruct",
     build=build,

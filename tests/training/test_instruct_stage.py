@@ -3,6 +3,7 @@ saving a model that `SeaMLLM.load` reads."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,13 @@ def test_instruct_full_lora_and_vision(stage_cfg, tmp_path: Path):
     assert changed(start["adapter"], full["adapter"]) and changed(start["llm"], full["llm"])
     assert not changed(start["vision"], full["vision"])
     assert (Path(cfg.paths.instruct) / "seed0" / "sea" / "train_log.jsonl").is_file()
+    # The transformers export beside the model: the same LM head weights, loadable by transformers.
+    from transformers import LlavaForConditionalGeneration
+
+    hf = LlavaForConditionalGeneration.from_pretrained(Path(cfg.paths.instruct) / "seed0" / "sea" / "hf")
+    ours = SeaMLLM.load(Path(cfg.paths.instruct) / "seed0" / "sea")
+    assert torch.equal(hf.lm_head.weight[: ours.llm.lm_head.weight.shape[0]], ours.llm.lm_head.weight)
+    assert json.loads((Path(cfg.paths.instruct) / "seed0" / "sea" / "metrics.json").read_text())["exported_hf"]
 
     lora = stage_cfg(
         "align.train.max_steps=2",
