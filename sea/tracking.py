@@ -106,9 +106,16 @@ class MlflowTracker(Tracker):
         self.pending = pending
         self.buffer: list[Any] = []
         self.retry_at = 0.0
+        self._experiment: str | None = None
+
+    def experiment_id(self) -> str:
+        """The run's experiment (looked up once)."""
+        if self._experiment is None:
+            self._experiment = self.client.get_run(self.run_id).info.experiment_id
+        return self._experiment
 
     def page_url(self, ui: str) -> str | None:
-        experiment = self.client.get_run(self.run_id).info.experiment_id
+        experiment = self.experiment_id()
         return f"{ui.rstrip('/')}/#/experiments/{experiment}/runs/{self.run_id}"
 
     def log_inputs(self, inputs: Mapping[str, Any]) -> None:
@@ -132,7 +139,7 @@ class MlflowTracker(Tracker):
             self.client.log_inputs(self.run_id, datasets=datasets)
 
     def child_pages(self, ui: str) -> dict[str, str]:
-        experiment = self.client.get_run(self.run_id).info.experiment_id
+        experiment = self.experiment_id()
         runs = self.client.search_runs([experiment], f"tags.mlflow.parentRunId = '{self.run_id}'")
         return {
             r.info.run_name: f"{ui.rstrip('/')}/#/experiments/{experiment}/runs/{r.info.run_id}"
@@ -227,7 +234,7 @@ class MlflowTracker(Tracker):
 
         frame = _example_frame(example)
         signature = infer_signature(frame, ["an answer"], params={"max_new_tokens": LLAVA_MAX_NEW_TOKENS})
-        experiment = self.client.get_run(self.run_id).info.experiment_id
+        experiment = self.experiment_id()
         logged = self.client.create_logged_model(experiment, LLAVA_MODEL_NAME, source_run_id=self.run_id)
         previous = mlflow.get_tracking_uri()
         mlflow.set_tracking_uri(self.client.tracking_uri)
