@@ -83,6 +83,7 @@ class Tracker:
 
     def log_inputs(self, inputs: Mapping[str, Any]) -> None:
         """Record what the run read (path -> content fingerprint) as the run's datasets."""
+
     def register_model(self, folder: str | Path, name: str, tags: Mapping[str, Any]) -> str | None: ...
     def log_llava_model(
         self, folder: str | Path, name: str, example: Mapping[str, str], tags: Mapping[str, Any]

@@ -67,3 +67,10 @@ def test_load_params_applies_dotlist_and_refuses_group_choices(tmp_path: Path):
         load_params(REPO / "params.yaml", ["model/llm=tiny_llama"])
     with pytest.raises(ConfigError, match="not found"):
         load_params(tmp_path / "missing.yaml")
+
+
+def test_world_background_filter_names_every_world_background():
+    """The world recipe's background words must cover `data.world.backgrounds` (they are listed twice)."""
+    cfg = compose([])
+    words = set(select(cfg, "label.background.words"))
+    assert set(select(cfg, "data.world.backgrounds")) | {"background"} <= words

@@ -100,8 +100,12 @@ def test_flow_runs_every_stage_and_arm_under_one_parent(prefect_server, tiny_ove
     # The parent holds the report's headline numbers, not a flattened copy of every stage's metrics.
     comparison = json.loads((report / "comparison.json").read_text())
     for arm in tiny_cfg.arms:
-        assert parent.data.metrics[f"report/pope/{arm}"] == pytest.approx(comparison["benchmarks"]["pope"]["mean"][arm])
-    assert parent.data.metrics["report/gqa/delta/sea"] == pytest.approx(comparison["benchmarks"]["gqa"]["delta"]["sea"])
+        assert parent.data.metrics[f"report/pope/{arm}"] == pytest.approx(
+            comparison["benchmarks"]["pope"]["mean"][arm]
+        )
+    assert parent.data.metrics["report/gqa/delta/sea"] == pytest.approx(
+        comparison["benchmarks"]["gqa"]["delta"]["sea"]
+    )
     assert not [k for k in parent.data.metrics if k.startswith(run_key("evaluate", "sea", 0))]
 
     # The flow run carries the table and links to the MLflow runs as a markdown artifact.

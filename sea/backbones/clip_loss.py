@@ -6,7 +6,10 @@ three optional auxiliary terms that make shape learnable on the shapes world (wh
 - `TextUniformityLoss`: text-text InfoNCE over the batch's distinct captions (and their negatives), so
   captions that differ only in a shape word give the image tower distinct targets early;
 - `TextWordLoss`: a throw-away linear head reads the colour and shape words back from the text
-  embedding.
+  embedding;
+- `PatchWordLoss`: multiple-instance word tagging on the patch tokens (as PACL / FILIP make CLIP's patch
+  tokens local): for each content word, the image's best-matching patch must match the word when the
+  caption names it and must not when the caption rules it out.
 
 `WorldClipLoss` combines them; each term comes back already weighted, under its config key.
 """
@@ -79,6 +82,42 @@ class TextWordLoss(nn.Module):
         return self.weight * F.binary_cross_entropy_with_logits(logits, targets)
 
 
+def word_targets(captions: list[str], words: list[str], backgrounds: Sequence[str]) -> torch.Tensor:
+    """(N, len(words)) targets for `PatchWordLoss`: 1 named by the caption, 0 ruled out, -1 unknown.
+
+    World captions name every object, so an object word a caption does not name is absent; a background
+    word is known only when the caption names the background (then the other background words are
+    absent)."""
+    named = torch.tensor(caption_words(captions, words))
+    is_bg = torch.tensor([w in backgrounds for w in words])
+    says_bg = (named[:, is_bg] > 0).any(1, keepdim=True)
+    unknown = is_bg.unsqueeze(0) & ~says_bg & (named == 0)
+    return named.masked_fill(unknown, -1.0)
+
+
+class PatchWordLoss(nn.Module):
+    def __init__(
+        self, weight: float, words: list[str], backgrounds: Sequence[str], kind: str = "mil"
+    ) -> None:
+        super().__init__()
+        self.weight = weight
+        self.kind = kind
+        self.words = words
+        self.backgrounds = list(backgrounds)
+        self.bias = nn.Parameter(torch.zeros(()))
+
+    def forward(
+        self, patch_features: torch.Tensor, word_features: torch.Tensor, captions: list[str], logit_scale: Any
+    ) -> torch.Tensor:
+        """`patch_features` (N, P, D) and `word_features` (W, D), both L2-normalised."""
+        targets = word_targets(captions, self.words, self.backgrounds)
+        best = torch.einsum("npd,wd->nwp", patch_features, word_features).amax(-1)
+        logits = logit_scale * best + self.bias
+        known = targets >= 0
+        loss = F.binary_cross_entropy_with_logits(logits[known], targets[known])
+        return self.weight * loss
+
+
 class WorldClipLoss:
     """ClipLoss plus the auxiliary terms whose weight (`backbones.clip.<name>_loss`) is > 0."""
 
@@ -89,6 +128,9 @@ class WorldClipLoss:
         text_word: float,
         embed_dim: int,
         content_words: list[str],
+        patch_word: float = 0.0,
+        patch_words: list[str] | None = None,
+        backgrounds: Sequence[str] = (),
     ) -> None:
         import open_clip
 
@@ -96,10 +138,16 @@ class WorldClipLoss:
         self.shape_negative = ShapeNegativeLoss(shape_negative) if shape_negative > 0 else None
         self.uniformity = TextUniformityLoss(text_uniformity) if text_uniformity > 0 else None
         self.words = TextWordLoss(text_word, embed_dim, content_words) if text_word > 0 else None
+        self.patch_words = (
+            PatchWordLoss(patch_word, list(patch_words or content_words), backgrounds)
+            if patch_word > 0
+            else None
+        )
 
     def trainable(self) -> list[nn.Parameter]:
         """Parameters the losses own (the word head's), trained without weight decay."""
-        return list(self.words.parameters()) if self.words is not None else []
+        heads = [h for h in (self.words, self.patch_words) if h is not None]
+        return [p for h in heads for p in h.parameters()]
 
     def __call__(
         self, out: dict[str, Any], captions: list[str], negatives: list[str], has_neg: list[int]
@@ -119,4 +167,8 @@ class WorldClipLoss:
             )
         if self.words is not None:
             losses["text_word_loss"] = self.words(text_features, captions)
+        if self.patch_words is not None:
+            losses["patch_word_loss"] = self.patch_words(
+                out["patch_features"], out["word_features"], captions, out["logit_scale"]
+            )
         return losses

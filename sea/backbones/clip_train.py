@@ -90,6 +90,7 @@ class ClipSettings:
     shape_negative_loss: float
     text_uniformity_loss: float
     text_word_loss: float
+    patch_word_loss: float
     patch_whitening: float | None
     whitening_views: int
     init_logit_scale: float
@@ -321,6 +322,26 @@ def train_token_rows(model, tokenizer, texts: list[str]):
         model.token_embedding = original
 
     return restore
+
+
+def forward_with_patches(model, images, texts, words) -> dict:
+    """`model(images, texts)`'s output dict plus the patch tokens in the joint space (the labeler's
+    `proj` feature) and the embeddings of `words`, all L2-normalised."""
+    import torch.nn.functional as F
+
+    visual = model.visual
+    visual.output_tokens = True
+    try:
+        pooled, tokens = visual(images)
+    finally:
+        visual.output_tokens = False
+    return {
+        "image_features": F.normalize(pooled, dim=-1),
+        "text_features": model.encode_text(texts, normalize=True),
+        "logit_scale": model.logit_scale.exp(),
+        "patch_features": F.normalize(tokens @ visual.proj, dim=-1),
+        "word_features": model.encode_text(words, normalize=True),
+    }
 
 
 def whiten_patch_embedding(visual, images, eps_ratio: float):
@@ -561,12 +582,16 @@ def train_clip(
 
     steps, batch_size = tcfg.steps, tcfg.batch_size
     groups = param_groups(model, tcfg.weight_decay)
+    patch_words = [*vocab.colors, *vocab.shapes, *vocab.backgrounds, "background"]
     loss_fn = WorldClipLoss(
         tcfg.shape_negative_loss,
         tcfg.text_uniformity_loss,
         tcfg.text_word_loss,
         int(vcfg["embed_dim"]),
         [*vocab.colors, *vocab.shapes],
+        tcfg.patch_word_loss,
+        patch_words,
+        [*vocab.backgrounds, "background"],
     )
     if loss_fn.trainable():
         groups.append({"params": loss_fn.trainable(), "weight_decay": 0.0})
@@ -615,7 +640,13 @@ def train_clip(
         captions = [r[1] for r in rendered]
         has_neg = [i for i, r in enumerate(rendered) if r[2] is not None]
         negatives = [rendered[i][2] for i in has_neg]
-        losses = loss_fn(model(images, tokenizer(captions + negatives)), captions, negatives, has_neg)
+        if loss_fn.patch_words is not None:
+            outputs = forward_with_patches(
+                model, images, tokenizer(captions + negatives), tokenizer(patch_words)
+            )
+        else:
+            outputs = model(images, tokenizer(captions + negatives))
+        losses = loss_fn(outputs, captions, negatives, has_neg)
         loss = sum(losses.values())
         if not math.isfinite(float(loss.detach())):
             raise FloatingPointError(f"clip: loss is {float(loss)} at step {step}; lower backbones.clip.lr")

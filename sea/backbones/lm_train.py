@@ -37,7 +37,9 @@ IMAGE_PLACEHOLDER = "<image>"
 PREFIX_SEP = "\t"
 
 
-def read_texts(world: Path, val_fraction: float, use_instruct: bool) -> tuple[list[str], list[str]]:
+def read_texts(
+    world: Path, val_fraction: float, use_instruct: bool, instruct_format: str = "plain"
+) -> tuple[list[str], list[str]]:
     """(train lines, held-out lines)."""
     corpus_path = world / "corpus.txt"
     if not corpus_path.is_file():
@@ -48,22 +50,40 @@ def read_texts(world: Path, val_fraction: float, use_instruct: bool) -> tuple[li
     n_val = min(len(lines) - 1, max(1, int(round(len(lines) * val_fraction))))
     train, val = lines[: len(lines) - n_val], lines[len(lines) - n_val :]
     if use_instruct and (world / "instruct.json").is_file():
-        train = train + instruct_lines(json.loads((world / "instruct.json").read_text(encoding="utf-8")))
+        samples = json.loads((world / "instruct.json").read_text(encoding="utf-8"))
+        train = train + instruct_lines(samples, instruct_format)
     return train, val
 
 
-def instruct_lines(samples: list[dict]) -> list[str]:
-    """Each human turn with the gpt turn after it, as one plain line."""
+INSTRUCT_FORMATS = ("plain", "vicuna_v1")
+
+
+def instruct_lines(samples: list[dict], instruct_format: str = "plain") -> list[str]:
+    """`plain`: each human turn with the gpt turn after it, as one line. `vicuna_v1`: each conversation
+    as one line in stage 2's vicuna_v1 text (system prompt, `USER:` / `ASSISTANT:` tags, `</s>` after
+    every answer but the last, which `pack` closes), the image left out, so the tokenizer and the LM
+    know the chat format before stage 2."""
+    from sea.data.templates import VICUNA_SYSTEM
+
+    if instruct_format not in INSTRUCT_FORMATS:
+        raise SeaError(
+            f"backbones.llm.instruct_format must be one of {INSTRUCT_FORMATS}, got {instruct_format!r}"
+        )
     out = []
     for sample in samples:
         turns = sample.get("conversations") or []
+        pairs = []
         for q, a in zip(turns[::2], turns[1::2], strict=False):
             if q.get("from") != "human" or a.get("from") != "gpt":
                 continue
             question = " ".join(q["value"].replace(IMAGE_PLACEHOLDER, " ").split())
             answer = " ".join(a["value"].split())
             if question and answer:
-                out.append(f"{question} {answer}")
+                pairs.append((question, answer))
+        if instruct_format == "plain":
+            out += [f"{q} {a}" for q, a in pairs]
+        elif pairs:
+            out.append(VICUNA_SYSTEM + " " + "</s>".join(f"USER: {q} ASSISTANT: {a}" for q, a in pairs))
     return out
 
 
@@ -148,7 +168,10 @@ def train_lm(
     from sea.backbones.tokenizer import build_tokenizer
 
     train_lines, val_lines = read_texts(
-        world, float(tcfg.get("val_fraction", 0.05)), bool(tcfg.get("use_instruct", True))
+        world,
+        float(tcfg.get("val_fraction", 0.05)),
+        bool(tcfg.get("use_instruct", True)),
+        str(tcfg.get("instruct_format", "plain")),
     )
     tokenizer = build_tokenizer(
         train_lines, int(lcfg["vocab_size"]), int(lcfg["max_length"]), int(tcfg.get("min_frequency", 2))

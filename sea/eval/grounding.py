@@ -85,9 +85,7 @@ def score_captions(captions: Sequence[str], rows: Sequence[dict[str, Any]]) -> d
     return out
 
 
-def stage1_captions(
-    model: Any, images: Sequence[Any], batch_size: int, max_new_tokens: int
-) -> list[str]:
+def stage1_captions(model: Any, images: Sequence[Any], batch_size: int, max_new_tokens: int) -> list[str]:
     """Greedy captions of the stage-1 model (`plain` template: the image, then the caption)."""
     from sea.data.templates import build_prompt_for_generation, end_of_turn_ids
 
@@ -98,13 +96,20 @@ def stage1_captions(
     captions: list[str] = []
     for start in range(0, len(images), batch_size):
         chunk = list(images[start : start + batch_size])
-        out = model.generate([prompt] * len(chunk), images=chunk, max_new_tokens=max_new_tokens, eos_token_ids=eos)
+        out = model.generate(
+            [prompt] * len(chunk), images=chunk, max_new_tokens=max_new_tokens, eos_token_ids=eos
+        )
         captions += [model.tokenizer.decode(o, skip_special_tokens=True).strip() for o in out]
     return captions
 
 
 def run_probe(
-    model: Any, pixels: Sequence[Any], rows: Sequence[dict[str, Any]], batch_size: int, max_new_tokens: int, out: Path
+    model: Any,
+    pixels: Sequence[Any],
+    rows: Sequence[dict[str, Any]],
+    batch_size: int,
+    max_new_tokens: int,
+    out: Path,
 ) -> dict[str, float]:
     """Captions for `pixels` (one per ground-truth row), their scores, and `captions.jsonl` in `out`."""
     import json
@@ -113,5 +118,14 @@ def run_probe(
     out.mkdir(parents=True, exist_ok=True)
     with (out / "captions.jsonl").open("w", encoding="utf-8") as f:
         for row, caption in zip(rows, captions, strict=True):
-            f.write(json.dumps({"image": row["image"], "caption": caption, "truth": sorted(map(list, truth_sets(row)["object"]))}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "image": row["image"],
+                        "caption": caption,
+                        "truth": sorted(map(list, truth_sets(row)["object"])),
+                    }
+                )
+                + "\n"
+            )
     return score_captions(captions, rows)

@@ -40,7 +40,9 @@ def arm_precisions(cfg: Any, arms: Sequence[str], clip_precision: float | None) 
     return out
 
 
-def dose_points(comparison: Mapping[str, Any], precisions: Mapping[str, float | None]) -> list[dict[str, Any]]:
+def dose_points(
+    comparison: Mapping[str, Any], precisions: Mapping[str, float | None]
+) -> list[dict[str, Any]]:
     """Per SEA arm with a known precision: its average relative gain over the baseline with intervals, and
     its stage-1 probe's object F1 minus the baseline's."""
     base = comparison.get("baseline")
@@ -78,11 +80,26 @@ def plot_dose(points: Sequence[Mapping[str, Any]], path: Path) -> Path:
         color = "tab:red" if p["arm"] == "sea" else "tab:blue"
         if p["gain"] is not None:
             lo, hi = p["ci"] or (p["gain"], p["gain"])
-            ax1.errorbar(p["precision"], p["gain"], yerr=[[p["gain"] - lo], [hi - p["gain"]]], fmt="o", color=color, capsize=4)
-            ax1.annotate(p["arm"], (p["precision"], p["gain"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+            ax1.errorbar(
+                p["precision"],
+                p["gain"],
+                yerr=[[p["gain"] - lo], [hi - p["gain"]]],
+                fmt="o",
+                color=color,
+                capsize=4,
+            )
+            ax1.annotate(
+                p["arm"], (p["precision"], p["gain"]), textcoords="offset points", xytext=(5, 5), fontsize=8
+            )
         if p["probe_delta"] is not None:
             ax2.plot(p["precision"], p["probe_delta"], "o", color=color)
-            ax2.annotate(p["arm"], (p["precision"], p["probe_delta"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+            ax2.annotate(
+                p["arm"],
+                (p["precision"], p["probe_delta"]),
+                textcoords="offset points",
+                xytext=(5, 5),
+                fontsize=8,
+            )
     for ax, title in (
         (ax1, "average relative gain over baseline (%), 95% CI"),
         (ax2, "stage-1 probe: object F1, arm - baseline (points)"),
@@ -142,7 +159,12 @@ def write_study_doc(
         kept = text.split(MARKER, 1)[1]
     clip = ", ".join(
         f"{k.split('/')[-1]} {label[k]:.3f}"
-        for k in ("quality/labels/label_precision", "quality/labels/top1", "quality/labels/top1_color", "quality/labels/top1_shape")
+        for k in (
+            "quality/labels/label_precision",
+            "quality/labels/top1",
+            "quality/labels/top1_color",
+            "quality/labels/top1_shape",
+        )
         if label.get(k) is not None
     )
     parts = [
@@ -170,5 +192,8 @@ def write_study_doc(
         "",
         MARKER,
     ]
-    doc.write_text("\n".join(parts) + (kept if kept else "\n\n## What the data show\n\n(to be written)\n"), encoding="utf-8")
+    doc.write_text(
+        "\n".join(parts) + (kept if kept else "\n\n## What the data show\n\n(to be written)\n"),
+        encoding="utf-8",
+    )
     return doc

@@ -124,8 +124,12 @@ class Labeler:
         self.matmul_dtype = amp if (on_gpu and amp is not None) else torch.float32
         self.text = text.to(tower.device, self.matmul_dtype)
         self.bg_word_ids = settings.background.word_ids(words)
-        if settings.background.mode == "word" and not self.bg_word_ids:
-            log.warning("background filter 'word': none of %s is in the word list", settings.background.words)
+        if settings.background.mode in ("word", "mean_sim_word") and not self.bg_word_ids:
+            log.warning(
+                "background filter '%s': none of %s is in the word list",
+                settings.background.mode,
+                settings.background.words,
+            )
 
     @torch.no_grad()
     def label_batch(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -68,7 +68,9 @@ def oracle_labels(
     truth they were made from."""
     path = Path(ground_truth)
     if not path.is_file():
-        raise SeaError(f"{path}: no ground truth for oracle labels (label_source.kind=oracle needs the shapes world)")
+        raise SeaError(
+            f"{path}: no ground truth for oracle labels (label_source.kind=oracle needs the shapes world)"
+        )
     truth = read_ground_truth(path)
     missing = [r["id"] for r in rows if r["image"] not in truth]
     if missing:

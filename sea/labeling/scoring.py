@@ -12,7 +12,8 @@ Background filters (`BackgroundFilter.mode`), which empty every slot of a patch 
   (objects stand out from the image's typical patch; CLIP labels background with object words);
 - `word`: the patch's top-1 word must not be one of `words` (e.g. "background" or background colours);
 - `mean_sim`: the patch's feature must differ from its image's mean patch feature: cosine to the
-  normalised mean at most `threshold` (background is most of an image, so it dominates the mean).
+  normalised mean at most `threshold` (background is most of an image, so it dominates the mean);
+- `mean_sim_word`: both `mean_sim` and `word` (a patch either one judges background loses its labels).
 
 docs/labeling.md has the measurements: on the tiny world CLIP background patches score *higher* than
 object patches, so `margin` removes objects first, while `mean_sim` separates them (AUC 0.93).
@@ -29,7 +30,7 @@ import torch
 from sea.errors import SeaError
 
 SIGNS = {"cosine": 1.0, "neg_cosine": -1.0}
-BACKGROUND_MODES = ("none", "margin", "word", "mean_sim")
+BACKGROUND_MODES = ("none", "margin", "word", "mean_sim", "mean_sim_word")
 EMPTY_ID = -1
 # Similarity matrix elements per chunk (patches x words): 2^26 fp32 = 256 MiB.
 DEFAULT_CHUNK_ELEMS = 1 << 26
@@ -76,6 +77,8 @@ class BackgroundFilter:
             return "word_" + "-".join(self.words)
         if self.mode == "mean_sim":
             return f"mean_sim_{self.threshold:g}"
+        if self.mode == "mean_sim_word":
+            return f"mean_sim_{self.threshold:g}_word_" + "-".join(self.words)
         return "none"
 
 
@@ -117,6 +120,12 @@ def background_mask(
     """(B, N) bool: True where the patch is judged background. `top_scores`/`top_ids`: (B, N, n);
     `feats`: the normalised patch features (B, N, d), needed by `mean_sim`."""
     best = top_scores[..., 0]
+    if flt.mode == "mean_sim_word":
+        return background_mask(
+            top_scores, top_ids, BackgroundFilter("mean_sim", threshold=flt.threshold), bg_word_ids, feats
+        ) | background_mask(
+            top_scores, top_ids, BackgroundFilter("word", words=flt.words), bg_word_ids, feats
+        )
     if flt.mode == "mean_sim":
         if feats is None:
             raise ValueError("the mean_sim background filter needs the patch features")

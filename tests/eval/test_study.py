@@ -20,7 +20,9 @@ def test_study_doc_has_both_comparisons_the_dose_table_and_keeps_the_reading(tmp
                 shutil.copytree(paths[kind] / f"seed{seed}" / "sea", paths[kind] / f"seed{seed}" / arm)
     reports = {"comparison": tmp_path / "main", "dose": tmp_path / "dose"}
     write_report(reports["comparison"], paths["evaluate"], paths["align"], ["baseline", "sea"], SEEDS)
-    write_report(reports["dose"], paths["evaluate"], paths["align"], ["baseline", "sea_p30", "sea_oracle"], SEEDS)
+    write_report(
+        reports["dose"], paths["evaluate"], paths["align"], ["baseline", "sea_p30", "sea_oracle"], SEEDS
+    )
     cfg = compose([f"paths.root={tmp_path}", f"paths.metrics={paths['metrics']}", "tracking=none"])
     doc = tmp_path / "docs" / "study.md"
 
@@ -36,4 +38,6 @@ def test_study_doc_has_both_comparisons_the_dose_table_and_keeps_the_reading(tmp
     doc.write_text(text.replace("(to be written)", "SEA helps when the labels are right."))
     write_study_doc(doc, cfg, reports, SEEDS, SEEDS, seconds=60.0, command="make study")
     again = doc.read_text()
-    assert "1.0 min" in again and again.split(MARKER, 1)[1].strip().endswith("SEA helps when the labels are right.")
+    assert "1.0 min" in again and again.split(MARKER, 1)[1].strip().endswith(
+        "SEA helps when the labels are right."
+    )

@@ -91,6 +91,21 @@ def test_word_filter() -> None:
     assert ids[0, 0, 0] == 0 and ids[0, 2, 0] == 2
 
 
+def test_mean_sim_word_filter_drops_what_either_filter_drops() -> None:
+    text = torch.eye(4)
+    # patches 0-2 dominate the mean (mean_sim drops them); patch 3's top word is "background" (word drops it);
+    # patch 4 differs from the mean and its top word is an object word: kept
+    raw = torch.tensor(
+        [[[1.0, 0.1, 0, 0], [1.0, 0, 0.1, 0], [1.0, 0.05, 0.05, 0], [0, 0, 0, 1.0], [0, 1.0, 0, 0]]]
+    )
+    feats = torch.nn.functional.normalize(raw, dim=-1)
+    flt = BackgroundFilter("mean_sim_word", threshold=0.85, words=("background",))
+    words = ["red", "circle", "blue", "background"]
+    ids, _ = score_patches(feats, text, top_n=2, background=flt, bg_word_ids=flt.word_ids(words))
+    assert (ids[0, :4] == EMPTY_ID).all() and ids[0, 4, 0] == 1
+    assert flt.name() == "mean_sim_0.85_word_background"
+
+
 def test_bad_options() -> None:
     with pytest.raises(SeaError, match="label.sign"):
         score_patches(unit(1, 2, 4), unit(3, 4), sign="dot")

@@ -57,8 +57,11 @@ def test_stage_writes_labels_metrics_and_quality(label_cfg, world_root: Path, n_
         for sign in ("cosine", "neg_cosine"):
             assert 0.0 <= metrics[f"quality/{feature}/{sign}/top1"] <= 1.0
     assert "quality/background/margin_0/bg_unlabelled" in metrics and "quality/labels/top1" in metrics
-    assert metrics["quality/labels/top1"] == metrics["quality/background/mean_sim_0.9/top1"]
-    assert m["background"]["mode"] == "mean_sim" and m["background"]["threshold"] == 0.9
+    # the world recipe's filter: mean_sim 0.9 or a background word as top-1
+    configured = "quality/background/mean_sim_0.9_word_background-black-gray-brown-navy"
+    assert metrics["quality/labels/label_precision"] == metrics[f"{configured}/label_precision"]
+    assert metrics[f"{configured}/bg_unlabelled"] >= metrics["quality/background/mean_sim_0.9/bg_unlabelled"]
+    assert m["background"]["mode"] == "mean_sim_word" and m["background"]["threshold"] == 0.9
     assert (out / "quality" / "report.md").read_text().count("| maskclip/cosine |") == 1
     assert len(list((out / "quality" / "label_maps").glob("*.png"))) == 2
     # same config: skipped, same metrics

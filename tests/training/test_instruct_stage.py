@@ -48,7 +48,9 @@ def test_instruct_full_lora_and_vision(stage_cfg, tmp_path: Path):
     hf = LlavaForConditionalGeneration.from_pretrained(Path(cfg.paths.instruct) / "seed0" / "sea" / "hf")
     ours = SeaMLLM.load(Path(cfg.paths.instruct) / "seed0" / "sea")
     assert torch.equal(hf.lm_head.weight[: ours.llm.lm_head.weight.shape[0]], ours.llm.lm_head.weight)
-    assert json.loads((Path(cfg.paths.instruct) / "seed0" / "sea" / "metrics.json").read_text())["exported_hf"]
+    assert json.loads((Path(cfg.paths.instruct) / "seed0" / "sea" / "metrics.json").read_text())[
+        "exported_hf"
+    ]
 
     lora = stage_cfg(
         "align.train.max_steps=2",
