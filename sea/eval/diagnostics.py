@@ -279,8 +279,7 @@ def diagnostic_inputs(
 ) -> tuple[list[Any], list[str] | None, list[dict] | None, list[str]] | None:
     """(pixels, captions, world ground-truth rows or None, words) for the diagnostics, or None when
     there is nothing to run them on (see conf/eval/default.yaml)."""
-    from sea.eval.batch_generate import EvalQuestion as Q
-    from sea.eval.batch_generate import open_image, preprocess_image
+    from sea.data.llava import open_image, preprocess_image
     from sea.utils.io import read_json, read_jsonl
 
     limit = int(dcfg.get("max_images") or 64)
@@ -289,12 +288,14 @@ def diagnostic_inputs(
     if gt_path is not None and gt_path.is_file():
         rows = read_jsonl(gt_path)[:limit]
         root = Path(dcfg.get("image_root") or gt_path.parent.parent)
-        images = [open_image(Q(r["id"], "", "", image=r["image"]), root) for r in rows]
+        images = [open_image(root / r["image"], r["id"]) for r in rows]
         captions = [world_caption(r) for r in rows]
     elif dcfg.get("captions"):
         samples = held_out_samples(read_json(dcfg["captions"]), dcfg, limit)
         folder = Path(dcfg["image_folder"]) if dcfg.get("image_folder") else None
-        images = [open_image(Q(s.get("id"), "", "", image=s["image"]), folder) for s in samples]
+        images = [
+            open_image(folder / s["image"] if folder else Path(s["image"]), s.get("id")) for s in samples
+        ]
         captions = [next(t["value"] for t in s["conversations"] if t.get("from") == "gpt") for s in samples]
     else:
         log.info("diagnostics: no world ground truth at %s and no captions file: skipped", gt_path)
@@ -308,7 +309,7 @@ def diagnostic_inputs(
     else:
         log.info("diagnostics: word list %s not found: skipped", wl)
         return None
-    pixels = [preprocess_image(model, im, aspect) for im in images]
+    pixels = [preprocess_image(model.vision, im, aspect) for im in images]
     return pixels, captions, rows, words
 
 

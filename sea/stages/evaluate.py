@@ -84,7 +84,7 @@ def stage1_probe(
 ) -> dict[str, float]:
     """Caption grounding of the run's stage-1 model (`sea.eval.grounding`) on the world's eval images;
     empty without world ground truth."""
-    from sea.eval.batch_generate import EvalQuestion, open_image, preprocess_image
+    from sea.data.llava import open_image, preprocess_image
     from sea.eval.grounding import run_probe
     from sea.models.adapter import load_adapter
     from sea.models.mllm import SeaMLLM
@@ -104,8 +104,7 @@ def stage1_probe(
     load_adapter(adapter, model.adapter)
     model.eval()
     aspect = str(select_or(cfg, "align.image_aspect_ratio", "none"))
-    images = [open_image(EvalQuestion(r["id"], "", "", image=r["image"]), root) for r in rows]
-    pixels = [preprocess_image(model, im, aspect) for im in images]
+    pixels = [preprocess_image(model.vision, open_image(root / r["image"], r["id"]), aspect) for r in rows]
     return run_probe(model, pixels, rows, batch_size, int(pcfg.get("max_new_tokens") or 32), out)
 
 

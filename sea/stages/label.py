@@ -191,7 +191,7 @@ def build(cfg: DictConfig, out: Path) -> dict:
 
 def pretrain_captions(cfg: DictConfig, rows: list[dict]) -> list[str]:
     """The caption (gpt turns joined) of each manifest row."""
-    from sea.training.data import load_samples
+    from sea.data.llava import load_samples
 
     samples = load_samples(select(cfg, "data.pretrain.json"), rows)
     return [" ".join(t["value"] for t in s["conversations"] if t.get("from") == "gpt") for s in samples]

@@ -70,8 +70,7 @@ class LogSettings:
 
 def load_training_samples(cfg: DictConfig, dataset: str) -> list[dict]:
     """The kept samples of `data.<dataset>` (`prepare`'s manifest order)."""
-    from sea.data.llava import read_manifest
-    from sea.training.data import load_samples
+    from sea.data.llava import load_samples, read_manifest
 
     prepared = Path(select(cfg, "paths.prepared"))
     check_input(prepared, "prepare", [manifest_name(dataset)])
