@@ -197,11 +197,8 @@ def answer_flags(
     flags = []
     splits = result.get("splits") or {"all": result.get("metrics") or {}}
     ratios = {s: m["yes_ratio"] for s, m in splits.items() if "yes_ratio" in m}
-    odd = {
-        s: r
-        for s, r in ratios.items()
-        if not settings.flags.yes_ratio_low <= r <= settings.flags.yes_ratio_high
-    }
+    low, high = settings.flags.yes_ratio_low, settings.flags.yes_ratio_high
+    odd = {s: r for s, r in ratios.items() if not low <= r <= high}
     if odd:
         worst = max(odd.values(), key=lambda r: abs(r - 50))
         where = ", ".join(f"{s} {r:.0f} %" for s, r in odd.items())
@@ -209,8 +206,7 @@ def answer_flags(
             {
                 "kind": "yes_ratio",
                 "short": f"yes {worst:.0f} %",
-                "detail": f"yes-ratio outside [{settings.flags.yes_ratio_low:g}, {settings.flags.yes_ratio_high:g}] % "
-                f"({where})",
+                "detail": f"yes-ratio outside [{low:g}, {high:g}] % ({where})",
             }
         )
     counts = result.get("counts") or {}

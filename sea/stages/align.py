@@ -21,7 +21,7 @@ Metrics: `loss`, `loss_lm`, (`loss_sea`, `final_logit_scale`, ...), `steps`, `se
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -174,10 +174,12 @@ class AlignRecipe(TrainingRecipe):
             log.warning("align.diagnostics: the adapter is sharded under %s, no curves", accelerate_cfg)
             return None
         from sea.eval.diagnostics import TrainingProbe, diagnostic_inputs
+        from sea.eval.settings import DiagnosticsSettings
 
-        ecfg = dict(select(self.cfg, "eval.diagnostics"))
-        ecfg["max_images"] = probe.max_images
-        inputs = diagnostic_inputs(mllm, ecfg, str(self.section["image_aspect_ratio"]))
+        held_out = replace(
+            DiagnosticsSettings.from_config(select(self.cfg, "eval.diagnostics")), max_images=probe.max_images
+        )
+        inputs = diagnostic_inputs(mllm, held_out, str(self.section["image_aspect_ratio"]))
         if inputs is None:
             log.warning("align.diagnostics: no held-out images (eval.diagnostics), no curves")
             return None
@@ -187,7 +189,7 @@ class AlignRecipe(TrainingRecipe):
             probe.every,
             word_prefix=sea.word_prefix,
             tokenize=sea.tokenize,
-            tacs_k=int(ecfg["tacs_k"]),
+            tacs_k=held_out.tacs_k,
         )
 
     def save(self, accelerator: Any, model: Any, out: Path, metrics: dict[str, float]) -> dict[str, Any]:

@@ -33,11 +33,12 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from sea.config import select, select_or
+from sea.config import select
 from sea.data.llava import read_manifest
 from sea.errors import SeaError
 from sea.layout import manifest_path
 from sea.stages.base import Stage
+from sea.utils.dist import Hardware
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def read_rows(path: Path) -> list[dict]:
 def _device(cfg: DictConfig, proc_device: str | None) -> str:
     import torch
 
-    device = proc_device or str(select_or(cfg, "hardware.device", "cpu"))
+    device = proc_device or Hardware.from_config(cfg).device
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise SeaError(f"hardware.device is '{device}' but CUDA is not available (use hardware=cpu)")
     return device
@@ -71,9 +72,10 @@ def build(cfg: DictConfig, out: Path) -> dict:
 
     lcfg = select(cfg, "label")
     settings = LabelSettings.from_config(lcfg)
-    proc = dist.process_info(cpu=str(select_or(cfg, "hardware.device", "cpu")) == "cpu")
+    hardware = Hardware.from_config(cfg)
+    proc = dist.process_info(cpu=hardware.device == "cpu")
     device = _device(cfg, proc.device)
-    mixed = str(select_or(cfg, "hardware.mixed_precision", "no"))
+    mixed = hardware.mixed_precision
     prepared = Path(select(cfg, "paths.prepared"))
     rows = read_rows(manifest_path(prepared, "pretrain"))
     if lcfg.get("max_images"):
@@ -122,7 +124,7 @@ def build(cfg: DictConfig, out: Path) -> dict:
         mine,
         image_folder,
         writer,
-        int(select_or(cfg, "hardware.num_workers", 0)),
+        hardware.num_workers,
         progress=bool(lcfg.get("progress", True)),
         desc=f"label[{proc.rank}]" if proc.world_size > 1 else "label",
     )

@@ -335,7 +335,8 @@ def test_report_stage_writes_intervals_flags_and_verdict(world_cfg, truth, tmp_p
     make_runs(world_cfg, truth, paths["evaluate"], runs)
     cfg = OmegaConf.create(
         {"arms": ["sea", "baseline"], "seeds": [0], "paths": {k: str(v) for k, v in paths.items()},
-         "tracking": {"enabled": False}, "report": {**dataclasses.asdict(SETTINGS), "bootstrap": {"resamples": 300, "seed": 0}}}
+         "tracking": {"enabled": False},
+         "report": {**dataclasses.asdict(SETTINGS), "bootstrap": {"resamples": 300, "seed": 0}}}
     )  # fmt: skip
     metrics = STAGE.run(cfg)
     md = (paths["report"] / R.REPORT_MD).read_text()
