@@ -31,6 +31,11 @@ from sea.eval.settings import DiagnosticsSettings
 
 log = logging.getLogger(__name__)
 
+CHUNK = 4096  # visual tokens per similarity chunk
+
+
+# --------------------------------------------------------------------------------------- embeddings
+
 
 @dataclass
 class WordTable:

@@ -28,9 +28,3 @@ class DiagnosticsSettings:
     @classmethod
     def from_config(cls, section: Any) -> DiagnosticsSettings:
         return section if isinstance(section, cls) else settings_from(cls, section, "eval.diagnostics")
-
-
-CHUNK = 4096  # visual tokens per similarity chunk
-
-
-# --------------------------------------------------------------------------------------- embeddings
