@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 OPENCLIP_VOCAB_SIZE = 49408
 VISION_KEYS = (
     "name",
+    "mlp_ratio",
     "image_size",
     "patch_size",
     "width",
@@ -128,7 +129,7 @@ def model_config(vcfg: dict) -> dict:
             "layers": int(vcfg["layers"]),
             "width": width,
             "head_width": width // heads,
-            "mlp_ratio": float(vcfg.get("mlp_ratio", 4.0)),
+            "mlp_ratio": float(vcfg["mlp_ratio"]),
             "patch_size": int(vcfg["patch_size"]),
             "pool_type": str(vcfg.get("pool_type", "tok")),
         },
