@@ -15,10 +15,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from sea.config import select_or, to_yaml
+from sea.config import to_yaml
 from sea.errors import SeaError
 from sea.stages.base import Stage
 from sea.tracking import PARENT_ENV
+from sea.utils.dist import Hardware
 from sea.utils.io import read_json
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ LAUNCHED_ENV = "SEA_LAUNCHED"
 
 
 def processes(cfg: DictConfig) -> int:
-    return int(select_or(cfg, "hardware.num_processes", 1))
+    return Hardware.from_config(cfg).num_processes
 
 
 def needs_launcher(cfg: DictConfig, stage: Stage) -> bool:
@@ -39,7 +40,7 @@ def needs_launcher(cfg: DictConfig, stage: Stage) -> bool:
 
 def launch_command(stage: str, cfg: DictConfig, params_file: Path, arm: str | None) -> list[str]:
     cmd = [sys.executable, "-m", "accelerate.commands.launch"]
-    accelerate_config = select_or(cfg, "hardware.accelerate_config")
+    accelerate_config = Hardware.from_config(cfg).accelerate_config
     if accelerate_config:
         cmd += ["--config_file", str(accelerate_config)]
     cmd += ["--num_processes", str(processes(cfg))]
@@ -64,7 +65,7 @@ def run_launched(name: str, cfg: DictConfig, parent_run_id: str | None, arm: str
         params.write_text(to_yaml(cfg), encoding="utf-8")
         cmd = launch_command(name, cfg, params, arm)
         env = {**os.environ, PARENT_ENV: parent_run_id or "", LAUNCHED_ENV: "1"}
-        if select_or(cfg, "hardware.device", "cpu") == "cpu":
+        if Hardware.from_config(cfg).device == "cpu":
             env["ACCELERATE_USE_CPU"] = "1"  # with a MULTI_CPU accelerate config: DDP over gloo
         log.info("launching: %s", " ".join(cmd))
         with subprocess.Popen(

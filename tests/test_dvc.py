@@ -90,6 +90,20 @@ def test_dvc_code_deps_cover_each_stage_imports():
         assert all((REPO / d).exists() for d in deps), (
             f"dvc.yaml stage {name}: a dep in {deps} does not exist"
         )
+        broad = [d for d in deps if (REPO / d).is_dir() and not narrow(d, files)]
+        assert not broad, f"dvc.yaml stage {name}: the stage imports under half of {broad}: list its files"
+
+
+def narrow(folder: str, files: list[str]) -> bool:
+    """A folder is a narrow enough code dep when the stage imports at least half of its modules (a change
+    to the rest would rerun the stage for nothing)."""
+    modules = [p.relative_to(REPO).as_posix() for p in sorted((REPO / folder).rglob("*.py"))]
+    return 2 * sum(m in files for m in modules) >= len(modules)
+
+
+def test_a_folder_dep_is_narrow_only_when_the_stage_imports_most_of_it():
+    assert narrow("sea/eval", [f"sea/eval/{n}.py" for n in ("__init__", "answers", "batch_generate")]) is False
+    assert narrow("sea/export", ["sea/export/__init__.py", "sea/export/chat.py"]) is True
 
 
 def copy_repo(dst: Path) -> None:

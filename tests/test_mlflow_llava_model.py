@@ -28,8 +28,8 @@ def test_logged_llava_model_answers_like_ours(tmp_path: Path, mlflow_uri: str) -
     from mlflow import MlflowClient
     from PIL import Image
 
+    from sea.data.llava import preprocess_image
     from sea.data.templates import build_prompt_for_generation, end_of_turn_ids
-    from sea.eval.batch_generate import preprocess_image
     from sea.export.llava import export_llava
     from sea.models.mllm import SeaMLLM
     from sea.models.tiny import build_tiny_mllm
@@ -68,7 +68,7 @@ def test_logged_llava_model_answers_like_ours(tmp_path: Path, mlflow_uri: str) -
     ids = build_prompt_for_generation(
         [{"from": "human", "value": "<image>\n" + question}], ours.tokenizer, "vicuna_v1"
     )
-    pixels = preprocess_image(ours, image, "pad")[None]
+    pixels = preprocess_image(ours.vision, image, "pad")[None]
     stop = end_of_turn_ids(ours.tokenizer, "vicuna_v1")
     expected = ours.tokenizer.decode(
         ours.generate([ids], pixels, 8, stop)[0], skip_special_tokens=True

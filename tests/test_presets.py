@@ -12,7 +12,7 @@ import pytest
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from sea.config import CONF_DIR, compose
+from sea.config import CONF_DIR, compose, flatten, to_yaml
 
 EXPERIMENT_DIR = CONF_DIR / "experiment"
 EXPERIMENTS = sorted(p.stem for p in EXPERIMENT_DIR.glob("*.yaml"))
@@ -72,15 +72,16 @@ def _exists(cfg: DictConfig, dotted: str) -> bool:
     return True
 
 
-def unknown_keys(experiment: str, conf_dir: Path = CONF_DIR) -> list[str]:
-    """Keys `conf/experiment/<experiment>.yaml` sets that the composition with the same group choices but
-    without the experiment's own keys lacks. Keys under `OPEN_MAPPINGS` may be new."""
-    path = Path(conf_dir) / "experiment" / f"{experiment}.yaml"
+def unknown_keys(experiment: str, conf_dir: Path = CONF_DIR, group: str = "experiment") -> list[str]:
+    """Keys `conf/<group>/<experiment>.yaml` (an experiment or a recipe) sets that the composition with the
+    same group choices but without the file's own keys lacks. Keys under `OPEN_MAPPINGS` may be new."""
+    path = Path(conf_dir) / group / f"{experiment}.yaml"
     text = path.read_text(encoding="utf-8")
-    assert "# @package _global_" in text, f"{path.name}: experiments are global packages"
+    assert "# @package _global_" in text, f"{path.name}: {group} files are global packages"
     raw = yaml.safe_load(text) or {}
     defaults = raw.pop("defaults", [])
-    base = compose(group_overrides(defaults), conf_dir=conf_dir)
+    # A recipe's keys are checked against the composition without any recipe (`~recipe`).
+    base = compose(group_overrides(defaults) + (["~recipe"] if group == "recipe" else []), conf_dir=conf_dir)
     bad = []
     for key in set_keys(raw):
         if any(key == m or key.startswith(m + ".") for m in OPEN_MAPPINGS):
@@ -97,6 +98,41 @@ def unknown_keys(experiment: str, conf_dir: Path = CONF_DIR) -> list[str]:
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_key_an_experiment_sets_exists_without_it(experiment: str):
     assert unknown_keys(experiment) == [], f"conf/experiment/{experiment}.yaml sets keys that do not exist"
+
+
+@pytest.mark.parametrize("recipe", sorted(p.stem for p in (CONF_DIR / "recipe").glob("*.yaml")))
+def test_every_key_a_recipe_sets_exists_without_it(recipe: str):
+    assert unknown_keys(recipe, group="recipe") == [], f"conf/recipe/{recipe}.yaml sets keys that do not exist"
+
+
+# ---- the composed presets are pinned -----------------------------------------------------------------
+COMPOSED = Path(__file__).parent / "fixtures" / "composed"
+
+
+def config_differences(cfg: DictConfig, reference: Path) -> list[str]:
+    """Dotted keys whose value differs between a composition and a stored one (missing on either side
+    included); values compared after YAML parsing, so layout and comments do not count."""
+    ours = flatten(yaml.safe_load(to_yaml(cfg)))
+    theirs = flatten(yaml.safe_load(reference.read_text(encoding="utf-8")))
+    return sorted(k for k in set(ours) | set(theirs) if ours.get(k, KeyError) != theirs.get(k, KeyError))
+
+
+@pytest.mark.parametrize("experiment", sorted(PRESETS))
+def test_a_preset_composes_as_stored(experiment: str):
+    """conf/recipe/llava15.yaml holds what the presets share: each composes to the stored config (written
+    before the shared part moved; `python -m sea.config tests/fixtures/composed/<name>.yaml
+    experiment=<name>` after a deliberate change)."""
+    diff = config_differences(compose([f"experiment={experiment}"]), COMPOSED / f"{experiment}.yaml")
+    assert diff == [], f"experiment={experiment} composes differently from its stored config: {diff}"
+
+
+def test_the_stored_config_check_sees_a_change():
+    cfg = compose(["experiment=sea_llava15_gemma2b", "instruct.train.lr=3e-5", "~eval.probe"])
+    diff = config_differences(cfg, COMPOSED / "sea_llava15_gemma2b.yaml")
+    assert diff == ["eval.probe.adapters", "eval.probe.enabled", "eval.probe.max_images"] + [
+        "eval.probe.max_new_tokens",
+        "instruct.train.lr",
+    ]
 
 
 def test_the_key_check_catches_a_typo_and_a_group_choice(tmp_path: Path):
@@ -264,16 +300,16 @@ def test_command_line_overrides_win_over_a_preset(tmp_path: Path):
     assert cfg.hardware.num_processes == 1 and cfg.hardware.accelerate_config is None
 
 
-def test_lora_on_top_of_a_preset_needs_explicit_keys():
-    """docs/real_recipe.md: the preset pins stage 2's lr and tuning mode, so LoRA is set key by key."""
-    cfg = compose(
-        [
-            "experiment=sea_llava15_vicuna7b",
-            "instruct.tune.llm=lora",
-            "instruct.train.lr=2e-4",
-            "instruct.tune.adapter_lr=2e-5",
-        ]
-    )
-    lora = compose(["instruct=lora", "recipe=llava15"]).instruct
-    assert cfg.instruct.tune == lora.tune and cfg.instruct.lora == lora.lora
-    assert cfg.instruct.train.lr == lora.train.lr
+@pytest.mark.parametrize("experiment", sorted(PRESETS))
+def test_lora_on_top_of_a_preset_is_the_group_choice(experiment: str):
+    """The recipe comes after the `instruct` option in the defaults list and leaves its keys (lr, tune)
+    alone, so `instruct=lora` gives LLaVA's LoRA recipe on a preset; the rest of the preset stays."""
+    full = compose([f"experiment={experiment}"])
+    cfg = compose([f"experiment={experiment}", "instruct=lora"])
+    assert cfg.instruct.tune.llm == "lora" and full.instruct.tune.llm == "full"
+    assert cfg.instruct.train.lr == 2e-4 and full.instruct.train.lr == 2e-5
+    assert cfg.instruct.tune.adapter_lr == 2e-5
+    assert cfg.instruct.train.per_device_batch_size == full.instruct.train.per_device_batch_size
+    assert {k: v for k, v in flatten(OmegaConf.to_container(cfg)).items() if not k.startswith("instruct.")} == {
+        k: v for k, v in flatten(OmegaConf.to_container(full)).items() if not k.startswith("instruct.")
+    }

@@ -577,7 +577,13 @@ def make_cfg(root: Path, out: Path):
                         "annotations": None,
                     },
                 },
-                "validation": {"on_error": "skip", "check_images": True},
+                "validation": {
+                    "on_error": "skip",
+                    "check_images": True,
+                    "unique_ids": {"pretrain": True, "instruct": False, "eval": False},
+                    "max_problems": 1000,
+                    "max_chars": 100_000,
+                },
                 "wordlist": {
                     "size": 30,
                     "min_caption_count": 1,
@@ -586,6 +592,7 @@ def make_cfg(root: Path, out: Path):
                     "min_length": 2,
                     "keep": [],
                     "allow": [],
+                    "block": [],
                 },
             },
         }
@@ -634,7 +641,11 @@ def test_prepare_build(tmp_path: Path):
 
 
 def test_prepare_holds_out_the_last_pretrain_samples_for_the_diagnostics(tmp_path: Path):
+    from dataclasses import replace
+
+    from sea.config import compose, select
     from sea.eval.diagnostics import held_out_samples
+    from sea.eval.settings import DiagnosticsSettings
 
     root, out = tmp_path / "world", tmp_path / "prepared"
     make_world(root)
@@ -649,12 +660,12 @@ def test_prepare_holds_out_the_last_pretrain_samples_for_the_diagnostics(tmp_pat
     # the diagnostics take the held-out samples, and never an image a stage trained on
     samples = json.loads((root / "pretrain.json").read_text())
     trained = [str(out / "manifests" / "pretrain.jsonl")]
-    spec = {"held_out": str(manifest_path(out, HELD_OUT)), "trained": trained}
-    picked = held_out_samples(samples, spec, 10)
+    conf = replace(DiagnosticsSettings.from_config(select(compose([]), "eval.diagnostics")), trained=trained)
+    picked = held_out_samples(samples, replace(conf, held_out=str(manifest_path(out, HELD_OUT))), 10)
     assert [s["id"] for s in picked] == ["3"]
-    assert [s["id"] for s in held_out_samples(samples, {"trained": trained}, 10)] == ["3", "9"]
+    assert [s["id"] for s in held_out_samples(samples, conf, 10)] == ["3", "9"]
     with pytest.raises(SeaError, match="were trained on"):
-        held_out_samples([s for s in samples if s["id"] in "012"], {"trained": trained}, 10)
+        held_out_samples([s for s in samples if s["id"] in "012"], conf, 10)
     cfg.data.pretrain.holdout = 4
     with pytest.raises(SeaError, match="holdout=4"):
         prepare.build(cfg, out)

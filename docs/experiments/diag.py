@@ -3,12 +3,12 @@ from pathlib import Path
 from sea.config import compose
 from sea.models.mllm import SeaMLLM
 from sea.models.adapter import load_adapter
-from sea.eval.batch_generate import EvalQuestion, open_image, preprocess_image
+from sea.data.llava import open_image, preprocess_image
 root, arm = sys.argv[1:3]
 cfg = compose([f"paths.root={root}", "tracking=none"])
 m = SeaMLLM.from_config(cfg); load_adapter(Path(root)/"align/seed0"/arm/"adapter.safetensors", m.adapter); m.eval()
 rows=[json.loads(l) for l in open(Path(root)/"world/ground_truth/eval.jsonl")][:64]
-px=torch.stack([preprocess_image(m, open_image(EvalQuestion(r["id"],"","",image=r["image"]), Path(root)/"world"), "none") for r in rows])
+px=torch.stack([preprocess_image(m.vision, open_image(Path(root)/"world"/r["image"], r["id"]), "none") for r in rows])
 with torch.no_grad():
     f=m.vision(px); v=m.adapter(f)
     emb=m.llm.get_input_embeddings().weight

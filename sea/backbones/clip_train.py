@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from sea.backbones.common import cosine_lr, param_groups, require, seed_everything, set_lr
+from sea.backbones.common import cosine_lr, require, seed_everything, set_lr
 from sea.backbones.world_data import (
     WorldImage,
     canonical_caption,
@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 OPENCLIP_VOCAB_SIZE = 49408
 VISION_KEYS = (
     "name",
+    "mlp_ratio",
     "image_size",
     "patch_size",
     "width",
@@ -129,7 +130,7 @@ def model_config(vcfg: dict) -> dict:
             "layers": int(vcfg["layers"]),
             "width": width,
             "head_width": width // heads,
-            "mlp_ratio": float(vcfg.get("mlp_ratio", 4.0)),
+            "mlp_ratio": float(vcfg["mlp_ratio"]),
             "patch_size": int(vcfg["patch_size"]),
             "pool_type": str(vcfg.get("pool_type", "tok")),
         },
@@ -520,58 +521,68 @@ def evaluate_clip(
 # ----------------------------------------------------------------------------------------- train
 
 
-def train_clip(
-    world: Path, vcfg: dict, tcfg: dict, seed: int, out: Path, tracker: Any = None
-) -> dict[str, float]:
-    """Train, evaluate and save the tiny CLIP into `out` (`<name>.json` + `<name>.safetensors`).
+@dataclass
+class ClipRun:
+    """One CLIP training: the model with its preprocessing and tokenizer, the world's data, the loss and
+    the optimizer (built by `setup_clip`, advanced by `clip_step`)."""
 
-    `vcfg` is `model.vision`, `tcfg` is `backbones.clip`. Returns flat metrics (no prefix).
-    """
-    import open_clip
-    import torch
-    from safetensors.torch import save_file
-    from tqdm import tqdm
+    settings: ClipSettings
+    seed: int
+    model: Any
+    preprocess: Any
+    tokenizer: Any
+    vocab: Any
+    views: WorldViews
+    eval_images: list[WorldImage]
+    eval_pixels: Any
+    eval_masks: Any
+    restore_rows: Any  # puts the trained token rows back into open_clip's embedding
+    loss_fn: Any
+    optimizer: Any
+    schedule: Any
 
-    from sea.backbones.clip_loss import WorldClipLoss
 
-    tcfg = ClipSettings.from_config(tcfg)
-    t_start = time.perf_counter()
+def write_model_config(vcfg: dict, out: Path) -> str:
+    """Write `<name>.json` (the open_clip model config) into `out` and register it; the model's name."""
     out.mkdir(parents=True, exist_ok=True)
     name = str(vcfg["name"])
     config_path = out / f"{name}.json"
     config_path.write_text(json.dumps(model_config(vcfg), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     register(config_path)
+    return name
+
+
+def setup_clip(world: Path, vcfg: dict, settings: ClipSettings, seed: int, name: str) -> ClipRun:
+    """Seed, build the model, read the world, initialise (patch whitening, trained token rows), and
+    build the loss and AdamW (`sea.training.optim`; no weight decay on 1-D parameters and the loss's
+    own parameters). The order of the steps fixes what each random draw initialises."""
+    import open_clip
+
+    from sea.backbones.clip_loss import WorldClipLoss
+    from sea.training.optim import ParamGroupSpec, build_optimizer, param_groups
 
     seed_everything(seed)
-    init_scale = tcfg.init_logit_scale
     model, _, preprocess = open_clip.create_model_and_transforms(
-        name, output_dict=True, init_logit_scale=math.log(init_scale)
+        name, output_dict=True, init_logit_scale=math.log(settings.init_logit_scale)
     )
     tokenizer = open_clip.get_tokenizer(name)
     model.train()
 
     vocab = read_vocabulary(world)
-    splits = list(tcfg.train_splits)
-    train_images = [im for split in splits for im in read_split(world, split)]
-    pixels, masks = load_arrays(train_images)
-    views = WorldViews(train_images, pixels, masks, tcfg)
+    train_images = [im for split in settings.train_splits for im in read_split(world, split)]
+    views = WorldViews(train_images, *load_arrays(train_images), settings)
     eval_images = read_split(world, "eval")
     eval_pixels, eval_masks = load_arrays(eval_images)
-    templates = list(tcfg.eval_templates)
-    whitening = tcfg.patch_whitening
-    if whitening:
+    if settings.patch_whitening:
         rng = np.random.default_rng([seed, _INIT_STREAM])
-        n = min(len(views), tcfg.whitening_views)
-        sample = rng.choice(len(views), size=n, replace=False)
+        sample = rng.choice(len(views), size=min(len(views), settings.whitening_views), replace=False)
         whiten_patch_embedding(
             model.visual,
             to_tensor_batch(preprocess, [views.render(int(k), rng)[0] for k in sample]),
-            float(whitening),
+            float(settings.patch_whitening),
         )
-    restore_rows = train_token_rows(
-        model, tokenizer, vocabulary_texts(vocab, train_images, templates, views.world_caption_prob > 0)
-    )
-    t_data = time.perf_counter() - t_start
+    texts = vocabulary_texts(vocab, train_images, list(settings.eval_templates), views.world_caption_prob > 0)
+    restore_rows = train_token_rows(model, tokenizer, texts)
     log.info(
         "clip: %d train images, %d views, %d colour groups; %d eval images",
         len(train_images),
@@ -580,106 +591,131 @@ def train_clip(
         len(eval_images),
     )
 
-    steps, batch_size = tcfg.steps, tcfg.batch_size
-    groups = param_groups(model, tcfg.weight_decay)
-    patch_words = [*vocab.colors, *vocab.shapes, *vocab.backgrounds, "background"]
     loss_fn = WorldClipLoss(
-        tcfg.shape_negative_loss,
-        tcfg.text_uniformity_loss,
-        tcfg.text_word_loss,
+        settings.shape_negative_loss,
+        settings.text_uniformity_loss,
+        settings.text_word_loss,
         int(vcfg["embed_dim"]),
         [*vocab.colors, *vocab.shapes],
-        tcfg.patch_word_loss,
-        patch_words,
+        settings.patch_word_loss,
+        [*vocab.colors, *vocab.shapes, *vocab.backgrounds, "background"],
         [*vocab.backgrounds, "background"],
     )
+    groups = param_groups([ParamGroupSpec("clip", model)], settings.lr, settings.weight_decay)
     if loss_fn.trainable():
-        groups.append({"params": loss_fn.trainable(), "weight_decay": 0.0})
-    optimizer = torch.optim.AdamW(
-        groups,
-        lr=tcfg.lr,
-        betas=tcfg.betas,
-        eps=tcfg.eps,
-    )
-    schedule = cosine_lr(tcfg.lr, tcfg.warmup_steps, steps)
-    grad_clip = tcfg.grad_clip
-    log_every = max(1, tcfg.log_every)
-    eval_every = tcfg.eval_every
-    curve: list[float] = []
+        groups.append({"name": "loss", "params": loss_fn.trainable(), "lr": settings.lr, "weight_decay": 0.0})
+    optimizer = build_optimizer(groups, settings.betas, settings.eps)
+    schedule = cosine_lr(settings.lr, settings.warmup_steps, settings.steps)
+    return ClipRun(
+        settings, seed, model, preprocess, tokenizer, vocab, views, eval_images, eval_pixels, eval_masks,
+        restore_rows, loss_fn, optimizer, schedule,
+    )  # fmt: skip
 
-    def log_eval(step: int) -> dict[str, float]:
-        m = evaluate_clip(
-            model,
-            preprocess,
-            tokenizer,
-            eval_images,
-            eval_pixels,
-            eval_masks,
-            vocab.colors,
-            vocab.shapes,
-            templates,
-            seed,
-            tcfg.eval_swap_negatives,
+
+def clip_step(run: ClipRun, step: int) -> dict[str, float]:
+    """One optimizer step on the step's batch (its own random streams, so a step's batch depends on the
+    seed and the step only); the losses' values."""
+    import torch
+
+    set_lr(run.optimizer, run.schedule(step))
+    ids = run.views.sample(run.settings.batch_size, np.random.default_rng([run.seed, _BATCH_STREAM, step]))
+    view_rng = np.random.default_rng([run.seed, _VIEW_STREAM, step])
+    negatives_from = run.vocab.shapes if run.loss_fn.shape_negative is not None else None
+    rendered = [run.views.render(k, view_rng, negatives_from) for k in ids]
+    images = to_tensor_batch(run.preprocess, [r[0] for r in rendered])
+    captions = [r[1] for r in rendered]
+    has_neg = [i for i, r in enumerate(rendered) if r[2] is not None]
+    negatives = [rendered[i][2] for i in has_neg]
+    texts = run.tokenizer(captions + negatives)
+    patch_words = run.loss_fn.patch_words
+    if patch_words is not None:
+        outputs = forward_with_patches(run.model, images, texts, run.tokenizer(patch_words.words))
+    else:
+        outputs = run.model(images, texts)
+    losses = run.loss_fn(outputs, captions, negatives, has_neg)
+    loss = sum(losses.values())
+    if not math.isfinite(float(loss.detach())):
+        raise FloatingPointError(f"clip: loss is {float(loss)} at step {step}; lower backbones.clip.lr")
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if run.settings.grad_clip:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), float(run.settings.grad_clip))
+    run.optimizer.step()
+    with torch.no_grad():
+        run.model.logit_scale.clamp_(0, math.log(100))  # as open_clip: at most 100
+    return {k: float(v.detach()) for k, v in losses.items()}
+
+
+def log_step(run: ClipRun, step: int, losses: dict[str, float], tracker: Any) -> None:
+    if tracker is not None:
+        tracker.log_metrics(
+            {
+                "clip/train_loss": losses["contrastive_loss"],
+                "clip/lr": run.schedule(step),
+                "clip/logit_scale": float(run.model.logit_scale.detach().exp()),
+                **{f"clip/train_{k}": v for k, v in losses.items() if k != "contrastive_loss"},
+            },
+            step=step,
         )
-        if tracker is not None:
-            tracker.log_metrics(
-                {f"clip/{k}": v for k, v in m.items() if not k.startswith("chance")}, step=step
-            )
-        return m
 
+
+def evaluate_run(run: ClipRun, step: int, tracker: Any) -> dict[str, float]:
+    """The zero-shot metrics on the eval split (`evaluate_clip`), logged at `step`."""
+    m = evaluate_clip(
+        run.model,
+        run.preprocess,
+        run.tokenizer,
+        run.eval_images,
+        run.eval_pixels,
+        run.eval_masks,
+        run.vocab.colors,
+        run.vocab.shapes,
+        list(run.settings.eval_templates),
+        run.seed,
+        run.settings.eval_swap_negatives,
+    )
+    if tracker is not None:
+        tracker.log_metrics({f"clip/{k}": v for k, v in m.items() if not k.startswith("chance")}, step=step)
+    return m
+
+
+def save_clip(model: Any, out: Path, name: str) -> None:
+    """`<name>.safetensors`: the plain open_clip state dict."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out / f"{name}.safetensors"), metadata={"format": "pt", "open_clip_model": name})
+
+
+def train_clip(
+    world: Path, vcfg: dict, tcfg: Any, seed: int, out: Path, tracker: Any = None
+) -> dict[str, float]:
+    """Train, evaluate and save the tiny CLIP into `out` (`<name>.json` + `<name>.safetensors`).
+
+    `vcfg` is `model.vision`, `tcfg` is `backbones.clip`. Returns flat metrics (no prefix).
+    """
+    from tqdm import tqdm
+
+    settings = ClipSettings.from_config(tcfg)
+    t_start = time.perf_counter()
+    name = write_model_config(vcfg, out)
+    run = setup_clip(world, vcfg, settings, seed, name)
+    t_data = time.perf_counter() - t_start
+
+    steps, log_every, eval_every = settings.steps, max(1, settings.log_every), settings.eval_every
+    curve: list[float] = []
     t_train = time.perf_counter()
     bar = tqdm(range(steps), desc="clip", unit="step", mininterval=2.0)
     for step in bar:
-        set_lr(optimizer, schedule(step))
-        rng = np.random.default_rng([seed, _BATCH_STREAM, step])
-        ids = views.sample(batch_size, rng)
-        view_rng = np.random.default_rng([seed, _VIEW_STREAM, step])
-        negatives_from = vocab.shapes if loss_fn.shape_negative is not None else None
-        rendered = [views.render(k, view_rng, negatives_from) for k in ids]
-        images = to_tensor_batch(preprocess, [r[0] for r in rendered])
-        captions = [r[1] for r in rendered]
-        has_neg = [i for i, r in enumerate(rendered) if r[2] is not None]
-        negatives = [rendered[i][2] for i in has_neg]
-        if loss_fn.patch_words is not None:
-            outputs = forward_with_patches(
-                model, images, tokenizer(captions + negatives), tokenizer(patch_words)
-            )
-        else:
-            outputs = model(images, tokenizer(captions + negatives))
-        losses = loss_fn(outputs, captions, negatives, has_neg)
-        loss = sum(losses.values())
-        if not math.isfinite(float(loss.detach())):
-            raise FloatingPointError(f"clip: loss is {float(loss)} at step {step}; lower backbones.clip.lr")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), float(grad_clip))
-        optimizer.step()
-        with torch.no_grad():
-            # as open_clip: clamp to ln(100)
-            model.logit_scale.clamp_(0, math.log(100))
-
-        value = float(losses["contrastive_loss"].detach())
-        scale = float(model.logit_scale.detach().exp())
-        curve.append(value)
+        losses = clip_step(run, step)
+        curve.append(losses["contrastive_loss"])
         if step % log_every == 0 or step == steps - 1:
-            bar.set_postfix(loss=f"{value:.3f}", scale=f"{scale:.1f}")
-            if tracker is not None:
-                tracker.log_metrics(
-                    {
-                        "clip/train_loss": value,
-                        "clip/lr": schedule(step),
-                        "clip/logit_scale": scale,
-                        **{
-                            f"clip/train_{k}": float(v.detach())
-                            for k, v in losses.items()
-                            if k != "contrastive_loss"
-                        },
-                    },
-                    step=step,
-                )
+            bar.set_postfix(
+                loss=f"{curve[-1]:.3f}", scale=f"{float(run.model.logit_scale.detach().exp()):.1f}"
+            )
+            log_step(run, step, losses, tracker)
         if eval_every and (step + 1) % eval_every == 0 and step + 1 < steps:
-            m = log_eval(step + 1)
+            m = evaluate_run(run, step + 1, tracker)
             log.info(
                 "clip step %d: object %.3f colour %.3f shape %.3f shape-swap %.3f",
                 step + 1,
@@ -691,24 +727,21 @@ def train_clip(
     bar.close()
     t_train = time.perf_counter() - t_train
 
-    restore_rows()
+    run.restore_rows()
     t_eval = time.perf_counter()
-    metrics = log_eval(steps)
+    metrics = evaluate_run(run, steps, tracker)
     t_eval = time.perf_counter() - t_eval
-
-    weights_path = out / f"{name}.safetensors"
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(weights_path), metadata={"format": "pt", "open_clip_model": name})
+    save_clip(run.model, out, name)
 
     tail = curve[-max(1, min(20, len(curve) // 5)) :]
     metrics.update(
         {
             "first_loss": curve[0] if curve else float("nan"),
             "final_loss": float(np.mean(tail)) if tail else float("nan"),
-            "logit_scale": float(model.logit_scale.detach().exp()),
+            "logit_scale": float(run.model.logit_scale.detach().exp()),
             "steps": float(steps),
-            "train_views": float(len(views)),
-            "params": float(sum(p.numel() for p in model.parameters())),
+            "train_views": float(len(run.views)),
+            "params": float(sum(p.numel() for p in run.model.parameters())),
             "data_seconds": t_data,
             "train_seconds": t_train,
             "eval_seconds": t_eval,

@@ -1,4 +1,4 @@
-"""Small pieces both trainers share: seeding (`sea.utils.seed`), AdamW parameter groups, the LR schedule."""
+"""Small pieces both trainers share: seeding (`sea.utils.seed`), the LR schedule, config checks."""
 
 from __future__ import annotations
 
@@ -6,19 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 from sea.utils.seed import seed_everything  # noqa: F401 (the trainers seed through here)
-
-
-def param_groups(model: Any, weight_decay: float) -> list[dict]:
-    """open_clip's rule: no weight decay on 1-D parameters (biases, norms, logit scale, class token)."""
-    decay, no_decay = [], []
-    for _, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim < 2 else decay).append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
 
 
 def cosine_lr(base_lr: float, warmup: int, steps: int, min_ratio: float = 0.0) -> Callable[[int], float]:

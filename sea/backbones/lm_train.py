@@ -14,13 +14,15 @@ import json
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sea.backbones.common import cosine_lr, param_groups, require, seed_everything, set_lr
+from sea.backbones.common import cosine_lr, require, seed_everything, set_lr
 from sea.errors import SeaError
+from sea.utils.settings import settings_from
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +34,34 @@ LLM_KEYS = (
     "vocab_size",
     "max_length",
 )
-TRAIN_KEYS = ("steps", "batch_size", "seq_len", "lr", "warmup_steps", "weight_decay")
 IMAGE_PLACEHOLDER = "<image>"
 PREFIX_SEP = "\t"
+
+
+@dataclass(frozen=True)
+class LmSettings:
+    """`backbones.llm` (conf/backbones/default.yaml explains every value)."""
+
+    steps: int
+    batch_size: int
+    seq_len: int
+    lr: float
+    warmup_steps: int
+    weight_decay: float
+    betas: tuple[float, float]
+    eps: float
+    min_lr_ratio: float
+    grad_clip: float | None
+    val_fraction: float
+    use_instruct: bool
+    instruct_format: str
+    min_frequency: int
+    log_every: int
+    eval_every: int
+
+    @classmethod
+    def from_config(cls, section: Any) -> LmSettings:
+        return section if isinstance(section, LmSettings) else settings_from(cls, section, "backbones.llm")
 
 
 def read_texts(
@@ -163,22 +190,20 @@ def train_lm(
     import torch
     from tqdm import tqdm
 
-    require(tcfg, TRAIN_KEYS, "backbones.llm")
-    t_start = time.perf_counter()
     from sea.backbones.tokenizer import build_tokenizer
+    from sea.training.optim import ParamGroupSpec, build_optimizer, param_groups
 
+    settings = LmSettings.from_config(tcfg)
+    t_start = time.perf_counter()
     train_lines, val_lines = read_texts(
-        world,
-        float(tcfg.get("val_fraction", 0.05)),
-        bool(tcfg.get("use_instruct", True)),
-        str(tcfg.get("instruct_format", "plain")),
+        world, settings.val_fraction, settings.use_instruct, settings.instruct_format
     )
     tokenizer = build_tokenizer(
-        train_lines, int(lcfg["vocab_size"]), int(lcfg["max_length"]), int(tcfg.get("min_frequency", 2))
+        train_lines, int(lcfg["vocab_size"]), int(lcfg["max_length"]), settings.min_frequency
     )
     train_stream, train_target = pack(tokenizer, train_lines)
     val_stream, _ = pack(tokenizer, val_lines)
-    seq_len = int(tcfg["seq_len"])
+    seq_len = settings.seq_len
     if len(train_stream) <= seq_len + 1:
         raise SeaError(
             f"the LM corpus has {len(train_stream)} tokens, too few for backbones.llm.seq_len={seq_len}"
@@ -188,18 +213,12 @@ def train_lm(
     seed_everything(seed)
     model = build_model(lcfg, tokenizer)
     model.train()
-    steps, batch_size = int(tcfg["steps"]), int(tcfg["batch_size"])
-    optimizer = torch.optim.AdamW(
-        param_groups(model, float(tcfg["weight_decay"])),
-        lr=float(tcfg["lr"]),
-        betas=tuple(tcfg.get("betas", (0.9, 0.95))),
-    )
-    schedule = cosine_lr(
-        float(tcfg["lr"]), int(tcfg["warmup_steps"]), steps, float(tcfg.get("min_lr_ratio", 0.1))
-    )
-    grad_clip = tcfg.get("grad_clip", 1.0)
-    log_every = max(1, int(tcfg.get("log_every", 10)))
-    eval_every = int(tcfg.get("eval_every", 0) or 0)
+    steps, batch_size = settings.steps, settings.batch_size
+    groups = param_groups([ParamGroupSpec("lm", model)], settings.lr, settings.weight_decay)
+    optimizer = build_optimizer(groups, settings.betas, settings.eps)
+    schedule = cosine_lr(settings.lr, settings.warmup_steps, steps, settings.min_lr_ratio)
+    grad_clip = settings.grad_clip
+    log_every, eval_every = max(1, settings.log_every), settings.eval_every
     gen = torch.Generator().manual_seed(seed)
     data, target = torch.from_numpy(train_stream), torch.from_numpy(train_target)
     high = len(train_stream) - seq_len

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from sea.utils.bpe import train_byte_level_bpe
+
 UNK, BOS, EOS, PAD = "<unk>", "<s>", "</s>", "<pad>"
 SPECIAL_TOKENS = (UNK, BOS, EOS, PAD)
 
@@ -19,7 +21,6 @@ SPECIAL_TOKENS = (UNK, BOS, EOS, PAD)
 def build_tokenizer(texts: Iterable[str], vocab_size: int, model_max_length: int, min_frequency: int = 2):
     """Train the BPE on `texts` (at most `vocab_size` tokens, fewer when merges run out) and wrap it as a
     `PreTrainedTokenizerFast` with bos/eos/unk/pad set."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     if vocab_size < 256 + len(SPECIAL_TOKENS):
@@ -27,21 +28,7 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int, model_max_length: int
             f"model.llm.vocab_size must be at least {256 + len(SPECIAL_TOKENS)} for a byte-level BPE, "
             f"got {vocab_size}"
         )
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        min_frequency=min_frequency,
-        special_tokens=list(SPECIAL_TOKENS),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer)
-    bos_id = tok.token_to_id(BOS)
-    tok.post_processor = processors.TemplateProcessing(
-        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, bos_id)]
-    )
+    tok = train_byte_level_bpe(texts, vocab_size, list(SPECIAL_TOKENS), min_frequency, BOS)
     for i, special in enumerate(SPECIAL_TOKENS):
         if tok.token_to_id(special) != i:
             raise AssertionError(f"special token {special} got id {tok.token_to_id(special)}, expected {i}")

@@ -3,7 +3,9 @@
 - token ids and the image placeholder (LLaVA's `llava/constants.py`);
 - images: CLIP's mean colour, and the square padding of `image_aspect_ratio=pad` (LLaVA's
   `expand2square` with `tuple(int(x * 255) for x in image_mean)`, in training and evaluation alike);
-- readers of LLaVA's files: conversation JSON / JSON lines, TSV (MMBench), `prepare`'s manifests. A
+- images: opening one (`open_image`) and the tower's pixels (`preprocess_image`);
+- readers of LLaVA's files: conversation JSON / JSON lines, TSV (MMBench), `prepare`'s manifests and the
+  samples they kept (`load_samples`). A
   problem with a file is a `DatasetError` naming the file and the line (`Problem`).
 """
 
@@ -39,6 +41,28 @@ def image_mean(preprocess_cfg: dict[str, Any]) -> tuple[float, ...]:
 def pad_fill(mean: Sequence[float]) -> tuple[int, ...]:
     """The padding colour (0-255 RGB) of a tower with mean `mean`: LLaVA's `int(x * 255)`."""
     return tuple(int(x * 255) for x in mean)
+
+
+def open_image(path: str | Path, sample_id: Any = None) -> Any:
+    """The image file at `path` as RGB PIL; a `SeaError` naming the sample (when given) and the file."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (OSError, ValueError) as err:
+        who = f"sample {sample_id!r}: " if sample_id is not None else ""
+        raise SeaError(f"{who}cannot read image {path}: {err}") from err
+
+
+def preprocess_image(tower: Any, image: Any, image_aspect_ratio: str = "pad") -> Any:
+    """Pixels for a vision tower from an RGB PIL image: padded to a square with the tower's mean colour
+    first when `image_aspect_ratio` is 'pad' (LLaVA's), then the tower's own preprocessing."""
+    if image_aspect_ratio == "pad":
+        image = expand_to_square(image, pad_fill(image_mean(tower.preprocess_cfg)))
+    elif image_aspect_ratio not in ("none", "crop", None):
+        raise SeaError(f"image_aspect_ratio must be 'pad' or 'none', got {image_aspect_ratio!r}")
+    return tower.preprocess(image)
 
 
 def expand_to_square(image: Any, fill: tuple[int, ...]) -> Any:
@@ -192,6 +216,29 @@ def tsv_header(path: str | Path) -> list[str]:
     with path.open("r", encoding="utf-8", newline="") as f:
         line = f.readline()
     return [h.strip() for h in line.rstrip("\r\n").split("\t")] if line else []
+
+
+def load_samples(json_path: str | Path, rows: Sequence[dict[str, Any]]) -> list[dict]:
+    """The samples of a LLaVA JSON (558K, mix665K) that the `prepare` manifest `rows` kept, in manifest
+    order: `{"id", "image", "conversations"}`. A row whose record does not match (the file changed after
+    `prepare`) is an error."""
+    json_path = Path(json_path)
+    if not json_path.is_file():
+        raise SeaError(f"{json_path}: dataset file not found")
+    records = [r.value for r in iter_json_records(json_path)]
+    samples = []
+    for row in rows:
+        i = int(row["index"])
+        rec = records[i] if 0 <= i < len(records) else None
+        if not isinstance(rec, dict) or (row.get("id") is not None and str(rec.get("id")) != str(row["id"])):
+            raise SeaError(
+                f"{json_path}: record {i} is not sample {row.get('id')!r} of the manifest; the file changed "
+                "after `prepare` ran, run it again"
+            )
+        samples.append(
+            {"id": str(rec.get("id")), "image": rec.get("image"), "conversations": rec["conversations"]}
+        )
+    return samples
 
 
 def read_manifest(path: str | Path) -> list[dict]:

@@ -193,6 +193,15 @@ class _Collector:
         if len(self.result.problems) < self.max_problems:
             self.result.problems.append(problem)
 
+    def parsed(self, records: Iterable[Record], unparsed: str = "malformed_json") -> Iterator[Record]:
+        """The records that parse, each counted; one that does not is an `unparsed` problem."""
+        for record in _progress(records, self.path):
+            self.result.total += 1
+            if record.error is not None:
+                self.reject(record.where(), unparsed, record.error)
+                continue
+            yield record
+
     def keep(self, sample: dict, row: dict) -> None:
         self.result.samples.append(sample)
         self.result.rows.append(row)
@@ -337,11 +346,7 @@ def validate_conversations(
     collect = _Collector(path, f"llava_{schema}", on_error, max_problems)
     images = ImageChecker(image_folder, check_images)
     seen: dict[str, int] = {}
-    for record in _progress(iter_json_records(path), path):
-        collect.result.total += 1
-        if record.error is not None:
-            collect.reject(record.where(), "malformed_json", record.error)
-            continue
+    for record in collect.parsed(iter_json_records(path)):
         sample = record.value
         sample_id = sample.get("id") if isinstance(sample, dict) and _id_ok(sample.get("id")) else None
         where = record.where(sample_id)
@@ -362,7 +367,7 @@ def validate_conversations(
             collect.reject(where, *problem)
             continue
         if unique_ids:
-            seen[key] = record.line if record.line is not None else record.index
+            seen[key] = _place(record)
         collect.keep(
             sample,
             {
@@ -374,6 +379,11 @@ def validate_conversations(
             },
         )
     return collect.finish()
+
+
+def _place(record: Record) -> int:
+    """Where a record stands: its line (JSON lines), else its index (JSON list)."""
+    return record.line if record.line is not None else record.index
 
 
 def _position(first: int, record: Record) -> str:
@@ -426,11 +436,7 @@ def validate_questions(
     collect = _Collector(path, "question_jsonl", on_error, max_problems)
     images = ImageChecker(image_folder, check_images)
     seen: dict[Any, int] = {}
-    for record in _progress(iter_json_records(path), path):
-        collect.result.total += 1
-        if record.error is not None:
-            collect.reject(record.where(), "malformed_json", record.error)
-            continue
+    for record in collect.parsed(iter_json_records(path)):
         sample = record.value
         qid = (
             sample.get("question_id")
@@ -453,7 +459,7 @@ def validate_questions(
         if problem := images.check(sample["image"]):
             collect.reject(where, *problem)
             continue
-        seen[key] = record.line if record.line is not None else record.index
+        seen[key] = _place(record)
         collect.keep(
             sample,
             {
@@ -528,11 +534,7 @@ def validate_mmbench(
     letters = [h for h in header if len(h) == 1 and "A" <= h <= "Z"]
     seen: dict[str, int] = {}
     refs: list[tuple[int, str, str]] = []  # (position in rows, referenced index, where)
-    for record in _progress(iter_tsv_rows(path), path):
-        collect.result.total += 1
-        if record.error is not None:
-            collect.reject(record.where(), "bad_value", record.error)
-            continue
+    for record in collect.parsed(iter_tsv_rows(path), "bad_value"):
         row = record.value
         index = None if _blank(row.get("index")) else row["index"].strip()
         where = record.where(index, "index")

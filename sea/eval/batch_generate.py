@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sea.data.llava import expand_to_square, image_mean, pad_fill
+from sea.data.llava import open_image, preprocess_image
 from sea.errors import SeaError
 from sea.eval.answers import answer_id, make_answer, read_answers, write_answers
 from sea.utils.dist import ProcessInfo, process_info  # noqa: F401 (re-exported for callers)
@@ -210,27 +210,18 @@ def load_questions(spec: BenchmarkSpec) -> list[EvalQuestion]:
 # ---------------------------------------------------------------------------------------- images
 
 
-def open_image(q: EvalQuestion, image_folder: Path | None) -> Any:
-    """The question's image as RGB PIL; SeaError naming the question when it cannot be read."""
+def question_image(q: EvalQuestion, image_folder: Path | None) -> Any:
+    """The question's image as RGB PIL (a file, or MMBench's base64); SeaError naming the question."""
+    if q.image_b64 is None:
+        return open_image(
+            Path(image_folder) / q.image if image_folder is not None else Path(str(q.image)), q.question_id
+        )
     from PIL import Image, UnidentifiedImageError
 
     try:
-        if q.image_b64 is not None:
-            return Image.open(io.BytesIO(base64.b64decode(q.image_b64))).convert("RGB")
-        path = Path(image_folder) / q.image if image_folder is not None else Path(str(q.image))
-        return Image.open(path).convert("RGB")
+        return Image.open(io.BytesIO(base64.b64decode(q.image_b64))).convert("RGB")
     except (OSError, ValueError, UnidentifiedImageError) as e:
-        raise SeaError(f"question {q.question_id!r}: cannot open image {q.image or '(base64)'}: {e}") from e
-
-
-def preprocess_image(model: Any, image: Any, image_aspect_ratio: str = "pad") -> Any:
-    """Pixels for `model` from an RGB PIL image: padded to a square first when `image_aspect_ratio` is
-    'pad', then the tower's own preprocessing."""
-    if image_aspect_ratio == "pad":
-        image = expand_to_square(image, pad_fill(image_mean(model.vision.preprocess_cfg)))
-    elif image_aspect_ratio not in ("none", "crop", None):
-        raise SeaError(f"eval.image_aspect_ratio must be 'pad' or 'none', got {image_aspect_ratio!r}")
-    return model.vision.preprocess(image)
+        raise SeaError(f"question {q.question_id!r}: cannot open its base64 image: {e}") from e
 
 
 # ---------------------------------------------------------------------------------------- generation
@@ -262,7 +253,7 @@ class AnswerGenerator:
             raise SeaError(f"question {q.question_id!r}: cannot build the prompt: {e}") from e
 
     def pixels(self, q: EvalQuestion, image_folder: Path | None) -> Any:
-        return preprocess_image(self.model, open_image(q, image_folder), self.image_aspect_ratio)
+        return preprocess_image(self.model.vision, question_image(q, image_folder), self.image_aspect_ratio)
 
     def answer_batch(
         self,

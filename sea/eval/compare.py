@@ -155,7 +155,8 @@ def compare(
     seeds: Sequence[int],
     baseline: str = BASELINE,
     outcomes: Mapping[int, Mapping[str, Mapping[str, Any]]] | None = None,
-    settings: stats.Settings | None = None,
+    *,
+    settings: stats.Settings,
 ) -> dict[str, Any]:
     """The comparison table (JSON-serialisable, seeds as string keys) from `{seed: {arm: scores}}` and,
     for the intervals, `{seed: {arm: outcomes}}` (`outcomes.json`; None or missing runs: no bootstrap).
@@ -172,7 +173,6 @@ def compare(
     `per_seed`, `significant`, `verdict`, `paper_basis`). `diagnostics[name]` and `metrics[name]`
     (every flat metric): `mean`, `std`, `n` per arm.
     """
-    settings = settings or stats.Settings()
     arms = list(arms)
     seeds = [int(s) for s in seeds]
     base = baseline if baseline in arms else None
@@ -221,14 +221,14 @@ def compare(
     out: dict[str, Any] = {"arms": arms, "seeds": seeds, "baseline": base, "benchmarks": table}
     out["statistics"] = {
         "confidence": settings.confidence,
-        "resamples": settings.resamples,
-        "bootstrap_seed": settings.seed,
+        "resamples": settings.bootstrap.resamples,
+        "bootstrap_seed": settings.bootstrap.seed,
         "question_interval": "paired percentile bootstrap over units, stratified (sea.eval.stats)",
         "seed_interval": f"Student t on the per-seed values, n - 1 df, with >= {stats.MIN_SEEDS} seeds",
         "flags": {
-            "yes_ratio": [settings.yes_ratio_low, settings.yes_ratio_high],
-            "unparsed": settings.unparsed,
-            "chance_margin": settings.chance_margin,
+            "yes_ratio": [settings.flags.yes_ratio_low, settings.flags.yes_ratio_high],
+            "unparsed": settings.flags.unparsed,
+            "chance_margin": settings.flags.chance_margin,
         },
     }
     if base:

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from sea.errors import SeaError
+from sea.eval.settings import DiagnosticsSettings
 
 log = logging.getLogger(__name__)
 
@@ -275,31 +276,32 @@ def world_words(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def diagnostic_inputs(
-    model: Any, dcfg: dict[str, Any], aspect: str
+    model: Any, d: DiagnosticsSettings, aspect: str
 ) -> tuple[list[Any], list[str] | None, list[dict] | None, list[str]] | None:
     """(pixels, captions, world ground-truth rows or None, words) for the diagnostics, or None when
     there is nothing to run them on (see conf/eval/default.yaml)."""
-    from sea.eval.batch_generate import EvalQuestion as Q
-    from sea.eval.batch_generate import open_image, preprocess_image
+    from sea.data.llava import open_image, preprocess_image
     from sea.utils.io import read_json, read_jsonl
 
-    limit = int(dcfg.get("max_images") or 64)
-    gt_path = Path(dcfg["ground_truth"]) if dcfg.get("ground_truth") else None
+    limit = d.max_images
+    gt_path = Path(d.ground_truth) if d.ground_truth else None
     rows: list[dict] | None = None
     if gt_path is not None and gt_path.is_file():
         rows = read_jsonl(gt_path)[:limit]
-        root = Path(dcfg.get("image_root") or gt_path.parent.parent)
-        images = [open_image(Q(r["id"], "", "", image=r["image"]), root) for r in rows]
+        root = Path(d.image_root or gt_path.parent.parent)
+        images = [open_image(root / r["image"], r["id"]) for r in rows]
         captions = [world_caption(r) for r in rows]
-    elif dcfg.get("captions"):
-        samples = held_out_samples(read_json(dcfg["captions"]), dcfg, limit)
-        folder = Path(dcfg["image_folder"]) if dcfg.get("image_folder") else None
-        images = [open_image(Q(s.get("id"), "", "", image=s["image"]), folder) for s in samples]
+    elif d.captions:
+        samples = held_out_samples(read_json(d.captions), d, limit)
+        folder = Path(d.image_folder) if d.image_folder else None
+        images = [
+            open_image(folder / s["image"] if folder else Path(s["image"]), s.get("id")) for s in samples
+        ]
         captions = [next(t["value"] for t in s["conversations"] if t.get("from") == "gpt") for s in samples]
     else:
         log.info("diagnostics: no world ground truth at %s and no captions file: skipped", gt_path)
         return None
-    wl = Path(dcfg["wordlist"]) if dcfg.get("wordlist") else None
+    wl = Path(d.wordlist) if d.wordlist else None
     if wl is not None and wl.is_file():
         words = read_wordlist(wl)
     elif rows is not None:
@@ -308,28 +310,26 @@ def diagnostic_inputs(
     else:
         log.info("diagnostics: word list %s not found: skipped", wl)
         return None
-    pixels = [preprocess_image(model, im, aspect) for im in images]
+    pixels = [preprocess_image(model.vision, im, aspect) for im in images]
     return pixels, captions, rows, words
 
 
-def held_out_samples(samples: list[dict], dcfg: dict[str, Any], limit: int) -> list[dict]:
+def held_out_samples(samples: list[dict], d: DiagnosticsSettings, limit: int) -> list[dict]:
     """The first `limit` caption samples that no stage trained on: those of the `held_out` manifest
     (`prepare`'s `pretrain_heldout.jsonl`) when given, and never one whose image is in a `trained`
     manifest (same image folder)."""
     from sea.data.llava import read_manifest
 
-    if dcfg.get("held_out"):
-        path = Path(dcfg["held_out"])
+    if d.held_out:
+        path = Path(d.held_out)
         if not path.is_file():
             raise SeaError(f"{path}: no held-out manifest; set data.pretrain.holdout and run `prepare` again")
         samples = [samples[int(r["index"])] for r in read_manifest(path)]
-    trained = {
-        r.get("image") for m in dcfg.get("trained") or () if Path(m).is_file() for r in read_manifest(m)
-    }
+    trained = {r.get("image") for m in d.trained or () if Path(m).is_file() for r in read_manifest(m)}
     kept = [s for s in samples if s.get("image") not in trained]
     if samples and not kept:
         raise SeaError(
-            f"diagnostics: all {len(samples)} caption images of {dcfg.get('captions')} were trained on; set "
+            f"diagnostics: all {len(samples)} caption images of {d.captions} were trained on; set "
             "data.pretrain.holdout (prepare) or eval.diagnostics.captions to held-out images"
         )
     return kept[:limit]

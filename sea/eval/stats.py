@@ -42,45 +42,46 @@ import numpy as np
 
 from sea.errors import SeaError
 from sea.eval.outcomes import headline, point_headline
+from sea.utils.settings import settings_from
 
 MIN_SEEDS = 3
 CHUNK = 256  # resamples drawn per block (bounds memory on large benchmarks)
 
 
 @dataclass(frozen=True)
-class Settings:
-    """`report.*` of the config (conf/report/default.yaml)."""
+class Bootstrap:
+    resamples: int
+    seed: int
 
-    confidence: float = 0.95
-    resamples: int = 2000
-    seed: int = 0
-    yes_ratio_low: float = 10.0
-    yes_ratio_high: float = 90.0
-    unparsed: float = 10.0
-    chance_margin: float = 0.0
+
+@dataclass(frozen=True)
+class Flags:
+    yes_ratio_low: float
+    yes_ratio_high: float
+    unparsed: float
+    chance_margin: float
+
+
+@dataclass(frozen=True)
+class Settings:
+    """`report.*` of the config (conf/report/default.yaml explains every value)."""
+
+    confidence: float
+    bootstrap: Bootstrap
+    flags: Flags
 
     @classmethod
     def from_config(cls, report: Mapping[str, Any] | None) -> Settings:
-        """From the `report` config section (absent keys: the defaults); a SeaError names a bad key."""
-        report = report or {}
-        boot, flags, d = report.get("bootstrap") or {}, report.get("flags") or {}, cls()
-        out = cls(
-            confidence=float(report.get("confidence", d.confidence)),
-            resamples=int(boot.get("resamples", d.resamples)),
-            seed=int(boot.get("seed", d.seed)),
-            yes_ratio_low=float(flags.get("yes_ratio_low", d.yes_ratio_low)),
-            yes_ratio_high=float(flags.get("yes_ratio_high", d.yes_ratio_high)),
-            unparsed=float(flags.get("unparsed", d.unparsed)),
-            chance_margin=float(flags.get("chance_margin", d.chance_margin)),
-        )
+        """From the `report` config section; a SeaError names an unknown, missing or bad key."""
+        out = settings_from(cls, report, "report")
         if not 0 < out.confidence < 1:
             raise SeaError(f"report.confidence must be between 0 and 1, got {out.confidence}")
-        if out.resamples < 1:
-            raise SeaError(f"report.bootstrap.resamples must be at least 1, got {out.resamples}")
-        if not 0 <= out.yes_ratio_low < out.yes_ratio_high <= 100:
+        if out.bootstrap.resamples < 1:
+            raise SeaError(f"report.bootstrap.resamples must be at least 1, got {out.bootstrap.resamples}")
+        low, high = out.flags.yes_ratio_low, out.flags.yes_ratio_high
+        if not 0 <= low < high <= 100:
             raise SeaError(
-                "report.flags: need 0 <= yes_ratio_low < yes_ratio_high <= 100, got "
-                f"{out.yes_ratio_low:g} and {out.yes_ratio_high:g}"
+                f"report.flags: need 0 <= yes_ratio_low < yes_ratio_high <= 100, got {low:g} and {high:g}"
             )
         return out
 
@@ -196,7 +197,8 @@ def answer_flags(
     flags = []
     splits = result.get("splits") or {"all": result.get("metrics") or {}}
     ratios = {s: m["yes_ratio"] for s, m in splits.items() if "yes_ratio" in m}
-    odd = {s: r for s, r in ratios.items() if not settings.yes_ratio_low <= r <= settings.yes_ratio_high}
+    low, high = settings.flags.yes_ratio_low, settings.flags.yes_ratio_high
+    odd = {s: r for s, r in ratios.items() if not low <= r <= high}
     if odd:
         worst = max(odd.values(), key=lambda r: abs(r - 50))
         where = ", ".join(f"{s} {r:.0f} %" for s, r in odd.items())
@@ -204,25 +206,24 @@ def answer_flags(
             {
                 "kind": "yes_ratio",
                 "short": f"yes {worst:.0f} %",
-                "detail": f"yes-ratio outside [{settings.yes_ratio_low:g}, {settings.yes_ratio_high:g}] % "
-                f"({where})",
+                "detail": f"yes-ratio outside [{low:g}, {high:g}] % ({where})",
             }
         )
     counts = result.get("counts") or {}
     unparsed = counts.get("unparsed", counts.get("other"))
     if unparsed is not None and counts.get("answered"):
         share = unparsed / counts["answered"] * 100
-        if share > settings.unparsed:
+        if share > settings.flags.unparsed:
             flags.append(
                 {
                     "kind": "unparsed",
                     "short": f"unparsed {share:.0f} %",
                     "detail": f"{unparsed} of {counts['answered']} answers ({share:.1f} %) unparsed, over "
-                    f"{settings.unparsed:g} %",
+                    f"{settings.flags.unparsed:g} %",
                 }
             )
     chance = ((result.get("chance") or {}).get("metrics") or {}).get(metric)
-    if value is not None and chance is not None and value <= chance + settings.chance_margin:
+    if value is not None and chance is not None and value <= chance + settings.flags.chance_margin:
         rule = (result.get("chance") or {}).get("rule", "")
         flags.append(
             {
@@ -310,7 +311,7 @@ def bootstrap_row(
         row["ci"] = dict.fromkeys(arms)
         return None
     check_outcomes(b, runs, row["values"])
-    samples = paired_bootstrap(b, runs, settings.resamples, settings.seed)
+    samples = paired_bootstrap(b, runs, settings.bootstrap.resamples, settings.bootstrap.seed)
     per_arm = {a: np.mean([samples[(s, a)] for s in seeds], axis=0) for a in arms}
     first = next(iter(runs.values()))
     row["bootstrap"] = {
@@ -386,7 +387,7 @@ def average_gain(
             left_out[b] = "gain undefined (baseline mean 0 or missing)"
         elif b in gains and not np.all(np.isfinite(gains[b])):
             zero = int(np.sum(~np.isfinite(gains[b])))
-            left_out[b] = f"gain undefined in {zero} of {settings.resamples} resamples (baseline 0)"
+            left_out[b] = f"gain undefined in {zero} of {settings.bootstrap.resamples} resamples (baseline 0)"
         else:
             covered.append(b)
     gain = statistics.fmean(table[b]["gain"][arm] for b in covered) if covered else None

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from sea.errors import SeaError
+from sea.labeling.settings import Guard
 
 METRICS = (
     "patch_agreement",
@@ -215,22 +216,6 @@ def pick_variant(report: dict[str, dict[str, float]], candidates: Iterable[str])
             f"{v} {report[v]['patch_agreement']:.3f}/{report[v]['patch_chance']:.3f}" for v in ranked[1:]
         )
     return ranked[0], reason
-
-
-@dataclass(frozen=True)
-class Guard:
-    """`label.guard`: labels must agree with the captions clearly above chance and must not collapse."""
-
-    enabled: bool = True
-    min_lift: float = 1.5  # patch agreement >= min_lift x chance
-    min_margin: float = 0.05  # patch agreement - chance >= min_margin
-    max_top1_share: float = 0.5  # no single word is the top-1 label of more than this share of patches
-
-    @classmethod
-    def from_config(cls, c: Any) -> Guard:
-        from sea.utils.settings import settings_from
-
-        return settings_from(cls, c, "label.guard")
 
 
 def check_labels(variant: str, m: dict[str, float], guard: Guard, images: int) -> str | None:

@@ -55,18 +55,18 @@ class LabelSettings:
 
     @classmethod
     def from_config(cls, c: Any) -> LabelSettings:
-        c = dict(c or {})
-        prompt = c.get("prompt", "{}")
+        """The labeler's keys of the `label` section (the stage checks the whole section first)."""
+        prompt = c["prompt"]
         return cls(
-            top_n=int(c.get("top_n", 10)),
-            min_score=float(c.get("min_score", 0.0)),
-            feature=str(c.get("feature", "maskclip")),
-            sign=str(c.get("sign", "cosine")),
+            top_n=int(c["top_n"]),
+            min_score=float(c["min_score"]),
+            feature=str(c["feature"]),
+            sign=str(c["sign"]),
             prompt=(prompt,) if isinstance(prompt, str) else tuple(prompt),
-            batch_size=int(c.get("batch_size", 64)),
-            shard_size=int(c.get("shard_size", 4096)),
-            chunk_elems=int(c.get("chunk_elems", DEFAULT_CHUNK_ELEMS)),
-            background=BackgroundFilter.from_config(c.get("background")),
+            batch_size=int(c["batch_size"]),
+            shard_size=int(c["shard_size"]),
+            chunk_elems=int(c["chunk_elems"]),
+            background=BackgroundFilter.from_config(c["background"]),
         )
 
     @property

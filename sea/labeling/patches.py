@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from sea.data.llava import open_image
 from sea.errors import SeaError
 
 log = logging.getLogger(__name__)
@@ -62,14 +63,7 @@ class ImageRows(Dataset):
         return len(self.rows)
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor]:
-        from PIL import Image
-
-        path = self.folder / self.rows[i]["image"]
-        try:
-            with Image.open(path) as img:
-                return i, self.preprocess(img.convert("RGB"))
-        except (OSError, ValueError) as err:
-            raise SeaError(f"sample {self.rows[i].get('id')}: cannot read image {path}: {err}") from err
+        return i, self.preprocess(open_image(self.folder / self.rows[i]["image"], self.rows[i].get("id")))
 
 
 def iter_batches(

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from sea.labeling.scoring import BackgroundFilter, background_mask, finalize, similarity_topk
+from sea.labeling.settings import Quality
 from sea.labeling.transfer import overlap_index
 
 log = logging.getLogger(__name__)
@@ -176,7 +177,7 @@ def run_quality(
     rows: Sequence[dict],
     image_folder: str | Path,
     words: Sequence[str],
-    qcfg: dict[str, Any],
+    q: Quality,
     out: str | Path,
 ) -> dict[str, float]:
     """The `label.quality` report of a labeler on manifest rows with world ground truth: every variant
@@ -185,12 +186,12 @@ def run_quality(
     from sea.labeling.patches import sample_features
     from sea.labeling.scoring import SIGNS
 
-    gt_path = qcfg.get("ground_truth")
-    if not qcfg.get("enabled", True) or not gt_path or not Path(gt_path).is_file():
+    gt_path = q.ground_truth
+    if not q.enabled or not gt_path or not Path(gt_path).is_file():
         log.info("label quality: no ground truth (%s), skipped", gt_path)
         return {}
     truth = read_ground_truth(gt_path)
-    picked = [r for r in rows if r["image"] in truth][: int(qcfg.get("max_images", 256))]
+    picked = [r for r in rows if r["image"] in truth][: q.max_images]
     if not picked:
         log.warning("label quality: none of the labeled images is in %s", gt_path)
         return {}
@@ -208,7 +209,7 @@ def run_quality(
             return ids[:, index]
 
     variants, variant_ids = variant_report(feats, text, gt, SIGNS, s.top_n, s.min_score, map_ids)
-    filters = [BackgroundFilter()] + [BackgroundFilter.from_config(f) for f in qcfg.get("filters") or ()]
+    filters = [BackgroundFilter()] + [BackgroundFilter.from_config(f) for f in q.filters or ()]
     if s.background.name() not in {f.name() for f in filters}:
         filters.append(s.background)
     bg, bg_ids = filter_report(
@@ -247,7 +248,7 @@ def run_quality(
     write_json(out / "report.json", {"best_variant": best, "configured": configured, "metrics": metrics})
     (out / "report.md").write_text(table, encoding="utf-8")
     log.info("label quality:\n%s", table)
-    for i, row in enumerate(picked[: int(qcfg.get("label_maps", 6))]):
+    for i, row in enumerate(picked[: q.label_maps]):
         panels = {name: ids[i] for name, ids in variant_ids.items()}
         panels[f"stored: {configured}, {stored_name}"] = bg_ids[stored_name][i]
         draw_label_map(

@@ -304,30 +304,17 @@ def tiny_dinov2_cfg(
 # ---- tokenizers ----------------------------------------------------------------------------------
 def tiny_tokenizer(style: str = "llama", corpus: Iterable[str] | None = None, vocab_size: int = 400) -> Any:
     """A byte-level BPE `PreTrainedTokenizerFast` with the special tokens and chat template of `style`."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
+
+    from sea.utils.bpe import train_byte_level_bpe
 
     spec = TOKENIZER_STYLES[style]
     specials: list[str] = []
     for tok in [spec["unk"], spec["bos"], spec["eos"], spec["pad"], *spec["extra"]]:
         if tok and tok not in specials:
             specials.append(tok)
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=specials,
-        min_frequency=1,
-        show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    backend.train_from_iterator(list(corpus or DEFAULT_CORPUS), trainer)
-    if spec["add_bos"] and spec["bos"]:
-        bos = spec["bos"]
-        backend.post_processor = processors.TemplateProcessing(
-            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, backend.token_to_id(bos))]
-        )
+    bos = spec["bos"] if spec["add_bos"] else None
+    backend = train_byte_level_bpe(list(corpus or DEFAULT_CORPUS), vocab_size, specials, 1, bos)
     kwargs = {k + "_token": spec[k] for k in ("bos", "eos", "unk", "pad") if spec[k]}
     tok = PreTrainedTokenizerFast(tokenizer_object=backend, **kwargs)
     extra = [t for t in spec["extra"] if t not in kwargs.values()]

@@ -21,7 +21,7 @@ Metrics: `loss`, `loss_lm`, (`loss_sea`, `final_logit_scale`, ...), `steps`, `se
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,16 @@ from sea.utils.settings import settings_from
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class LabelSource:
+    """`align.label_source` (conf/align/default.yaml): the `label` stage's labels or oracle labels."""
+
+    kind: str
+    precision: float
+    seed: int
+    ground_truth: str
+
+
 def select_label_source(acfg: dict[str, Any], samples: list[dict], clip_labels: Any, grid: Any) -> Any:
     """The arm's labels: the `label` stage's CLIP labels (`label_source.kind: clip`), or oracle labels
     from the world's ground truth over the same word list, corrupted to `label_source.precision`
@@ -45,16 +55,13 @@ def select_label_source(acfg: dict[str, Any], samples: list[dict], clip_labels: 
     from sea.labeling.oracle import LABEL_SOURCES, oracle_labels
     from sea.training.data import InMemoryLabels
 
-    source = acfg.get("label_source") or {"kind": "clip"}
-    kind = source.get("kind", "clip")
-    if kind not in LABEL_SOURCES:
-        raise SeaError(f"align.label_source.kind: unknown {kind!r}; known: {', '.join(LABEL_SOURCES)}")
-    if kind == "clip":
+    source = settings_from(LabelSource, acfg["label_source"], "align.label_source")
+    if source.kind not in LABEL_SOURCES:
+        raise SeaError(f"align.label_source.kind: unknown {source.kind!r}; known: {', '.join(LABEL_SOURCES)}")
+    if source.kind == "clip":
         return clip_labels
-    precision = float(source.get("precision", 1.0))
-    labels, _ = oracle_labels(
-        samples, source["ground_truth"], clip_labels.words, grid, precision, int(source.get("seed", 0))
-    )
+    precision = source.precision
+    labels, _ = oracle_labels(samples, source.ground_truth, clip_labels.words, grid, precision, source.seed)
     log.info("oracle labels for %d images at label precision %.2f", len(labels), precision)
     return InMemoryLabels(clip_labels.words, labels)
 
@@ -174,10 +181,12 @@ class AlignRecipe(TrainingRecipe):
             log.warning("align.diagnostics: the adapter is sharded under %s, no curves", accelerate_cfg)
             return None
         from sea.eval.diagnostics import TrainingProbe, diagnostic_inputs
+        from sea.eval.settings import DiagnosticsSettings
 
-        ecfg = dict(select(self.cfg, "eval.diagnostics"))
-        ecfg["max_images"] = probe.max_images
-        inputs = diagnostic_inputs(mllm, ecfg, str(self.section["image_aspect_ratio"]))
+        held_out = replace(
+            DiagnosticsSettings.from_config(select(self.cfg, "eval.diagnostics")), max_images=probe.max_images
+        )
+        inputs = diagnostic_inputs(mllm, held_out, str(self.section["image_aspect_ratio"]))
         if inputs is None:
             log.warning("align.diagnostics: no held-out images (eval.diagnostics), no curves")
             return None
@@ -187,7 +196,7 @@ class AlignRecipe(TrainingRecipe):
             probe.every,
             word_prefix=sea.word_prefix,
             tokenize=sea.tokenize,
-            tacs_k=int(ecfg["tacs_k"]),
+            tacs_k=held_out.tacs_k,
         )
 
     def save(self, accelerator: Any, model: Any, out: Path, metrics: dict[str, float]) -> dict[str, Any]:

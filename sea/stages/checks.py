@@ -42,9 +42,9 @@ def check_training(stage: str) -> Callable[[DictConfig], None]:
 
 
 def check_prepare(cfg: DictConfig) -> None:
-    on_error = select_or(cfg, "data.validation.on_error", "fail")
-    if on_error not in ("fail", "skip"):
-        raise SeaError(f"data.validation.on_error must be 'fail' or 'skip', got {on_error!r}")
+    from sea.stages.prepare import Validation
+
+    Validation.from_config(select(cfg, "data.validation"))
 
 
 CHECKS: dict[str, Callable[[DictConfig], None]] = {

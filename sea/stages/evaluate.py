@@ -28,27 +28,64 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
-from sea.config import select, select_or
+from sea.config import select
 from sea.errors import SeaError
+from sea.eval.settings import DiagnosticsSettings
 from sea.integrity import check_input
 from sea.layout import ADAPTER_FILE, OUTCOMES_FILE, SCORES_FILE, instance_subdir
 from sea.stages.base import Stage
+from sea.utils.settings import settings_from
 
 log = logging.getLogger(__name__)
 
 
-def _device(ecfg: dict[str, Any]) -> str:
+@dataclass(frozen=True)
+class Stage1Probe:
+    """`eval.probe`: caption grounding of the run's stage-1 model (conf/eval/default.yaml)."""
+
+    enabled: bool
+    adapters: str | None
+    max_images: int
+    max_new_tokens: int
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """`eval` (conf/eval/default.yaml explains every value)."""
+
+    benchmarks: Any  # names in data.eval_sets
+    batch_size: int
+    max_new_tokens: int
+    models: Any  # a folder, or a mapping arm -> folder
+    template: str | None
+    image_aspect_ratio: str
+    device: str | None
+    dtype: str | None
+    sort_by_length: bool
+    allow_missing: bool
+    registry: Any  # benchmark -> scorer, upload, suffix, max_new_tokens
+    diagnostics: DiagnosticsSettings
+    probe: Stage1Probe
+    shard_dir: str | None
+
+    @classmethod
+    def from_config(cls, section: Any) -> EvalSettings:
+        return settings_from(cls, section, "eval")
+
+
+def _device(settings: EvalSettings) -> str:
     import os
 
     import torch
 
-    if ecfg.get("device"):
-        return str(ecfg["device"])
+    if settings.device:
+        return str(settings.device)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from accelerate import PartialState
 
@@ -56,9 +93,9 @@ def _device(ecfg: dict[str, Any]) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _shard_dir(cfg: DictConfig, ecfg: dict[str, Any], instance: str) -> Path:
-    if ecfg.get("shard_dir"):
-        return Path(ecfg["shard_dir"]) / instance
+def _shard_dir(cfg: DictConfig, settings: EvalSettings, instance: str) -> Path:
+    if settings.shard_dir:
+        return Path(settings.shard_dir) / instance
     final = Path(select(cfg, "paths.evaluate")) / instance
     return final.parent / f".{final.name}.shards"
 
@@ -79,34 +116,32 @@ def model_folder(models: Any, instance: str, arm: str) -> Path:
     return folder
 
 
-def stage1_probe(
-    cfg: DictConfig, pcfg: dict[str, Any], dcfg: dict[str, Any], instance: str, batch_size: int, out: Path
-) -> dict[str, float]:
+def stage1_probe(cfg: DictConfig, settings: EvalSettings, instance: str, out: Path) -> dict[str, float]:
     """Caption grounding of the run's stage-1 model (`sea.eval.grounding`) on the world's eval images;
     empty without world ground truth."""
-    from sea.eval.batch_generate import EvalQuestion, open_image, preprocess_image
+    from sea.data.llava import open_image, preprocess_image
     from sea.eval.grounding import run_probe
     from sea.models.adapter import load_adapter
     from sea.models.mllm import SeaMLLM
     from sea.utils.io import read_jsonl
 
-    gt_path = Path(dcfg["ground_truth"]) if dcfg.get("ground_truth") else None
+    probe, d = settings.probe, settings.diagnostics
+    gt_path = Path(d.ground_truth) if d.ground_truth else None
     if gt_path is None or not gt_path.is_file():
         log.info("stage-1 probe: no world ground truth at %s: skipped", gt_path)
         return {}
-    adapter = Path(pcfg["adapters"]) / instance / ADAPTER_FILE
+    adapter = Path(str(probe.adapters)) / instance / ADAPTER_FILE
     if not adapter.is_file():  # e.g. an outside model evaluated through an `eval.models` mapping
         log.warning("stage-1 probe: no stage-1 adapter at %s: skipped", adapter)
         return {}
-    rows = read_jsonl(gt_path)[: int(pcfg.get("max_images") or 100)]
-    root = Path(dcfg.get("image_root") or gt_path.parent.parent)
-    model = SeaMLLM.from_config(cfg, device=_device(select(cfg, "eval")))
+    rows = read_jsonl(gt_path)[: probe.max_images]
+    root = Path(d.image_root or gt_path.parent.parent)
+    model = SeaMLLM.from_config(cfg, device=_device(settings))
     load_adapter(adapter, model.adapter)
     model.eval()
-    aspect = str(select_or(cfg, "align.image_aspect_ratio", "none"))
-    images = [open_image(EvalQuestion(r["id"], "", "", image=r["image"]), root) for r in rows]
-    pixels = [preprocess_image(model, im, aspect) for im in images]
-    return run_probe(model, pixels, rows, batch_size, int(pcfg.get("max_new_tokens") or 32), out)
+    aspect = str(select(cfg, "align.image_aspect_ratio"))
+    pixels = [preprocess_image(model.vision, open_image(root / r["image"], r["id"]), aspect) for r in rows]
+    return run_probe(model, pixels, rows, settings.batch_size, probe.max_new_tokens, out)
 
 
 def build(cfg: DictConfig, out: Path, arm: str) -> dict:
@@ -126,15 +161,15 @@ def build(cfg: DictConfig, out: Path, arm: str) -> dict:
     from sea.utils.io import write_json
 
     ecfg = select(cfg, "eval")
+    settings = EvalSettings.from_config(ecfg)
     instance = instance_subdir(select(cfg, "seed"), arm)
-    folder = model_folder(ecfg.get("models"), instance, arm)
-    specs = benchmark_specs(ecfg, select_or(cfg, "data.eval_sets", {}))
-    template = ecfg.get("template") or select_or(cfg, "model.llm.template", "vicuna_v1")
-    aspect = str(ecfg.get("image_aspect_ratio") or "pad")
-    dcfg = ecfg.get("diagnostics") or {}
-    batch_size = int(ecfg.get("batch_size", 16))
+    folder = model_folder(settings.models, instance, arm)
+    specs = benchmark_specs(ecfg, select(cfg, "data.eval_sets"))
+    template = settings.template or select(cfg, "model.llm.template")
+    aspect = settings.image_aspect_ratio
+    batch_size = settings.batch_size
     proc = process_info()
-    model = SeaMLLM.load(folder, device=_device(ecfg), torch_dtype=ecfg.get("dtype"))
+    model = SeaMLLM.load(folder, device=_device(settings), torch_dtype=settings.dtype)
     model.eval()
     generator = AnswerGenerator(model, template, aspect)
     scores: dict[str, Any] = {}
@@ -147,13 +182,13 @@ def build(cfg: DictConfig, out: Path, arm: str) -> dict:
             path,
             model_id=f"{arm}-seed{select(cfg, 'seed')}",
             batch_size=batch_size,
-            max_new_tokens=int(ecfg.get("max_new_tokens", 16)),
-            sort_by_length=bool(ecfg.get("sort_by_length", True)),
+            max_new_tokens=settings.max_new_tokens,
+            sort_by_length=settings.sort_by_length,
             proc=proc,
-            shard_dir=_shard_dir(cfg, ecfg, instance) if proc.world_size > 1 else None,
+            shard_dir=_shard_dir(cfg, settings, instance) if proc.world_size > 1 else None,
         )
         if proc.is_main:
-            scores[spec.name] = score_benchmark(spec, path, bool(ecfg.get("allow_missing", False)))
+            scores[spec.name] = score_benchmark(spec, path, settings.allow_missing)
             scores[spec.name]["seconds"] = timing["seconds"]
             if "outcomes" in scores[spec.name]:
                 outcomes[spec.name] = scores[spec.name].pop("outcomes")
@@ -161,8 +196,8 @@ def build(cfg: DictConfig, out: Path, arm: str) -> dict:
                 log.warning("%s: %d question(s) have no answer (eval.allow_missing)", spec.name, missing)
     metrics = flat_metrics(scores)
     metrics |= {f"server_pending/{n}": 1.0 for n, r in scores.items() if "server" in r}
-    if proc.is_main and dcfg.get("enabled", True):
-        inputs = diagnostic_inputs(model, dcfg, aspect)
+    if proc.is_main and settings.diagnostics.enabled:
+        inputs = diagnostic_inputs(model, settings.diagnostics, aspect)
         if inputs is not None:
             pixels, captions, rows, words = inputs
             diag, dump = run_diagnostics(
@@ -172,19 +207,18 @@ def build(cfg: DictConfig, out: Path, arm: str) -> dict:
                 captions,
                 rows,
                 batch_size=batch_size,
-                tacs_k=int(dcfg.get("tacs_k", 10)),
-                examples=int(dcfg.get("examples", 4)),
-                word_prefix=str(select_or(cfg, "align.sea.word_prefix", " ")),
-                tokenize=str(select_or(cfg, "align.sea.tokenize", "in_context")),
+                tacs_k=settings.diagnostics.tacs_k,
+                examples=settings.diagnostics.examples,
+                word_prefix=str(select(cfg, "align.sea.word_prefix")),
+                tokenize=str(select(cfg, "align.sea.tokenize")),
             )
             scores["diagnostics"] = {"metrics": diag, "words": len(words), "images": len(pixels)}
             metrics |= {metric_name("diagnostics", *k.split("/")): v for k, v in diag.items()}
             (out / "diagnostics").mkdir(exist_ok=True)
             (out / "diagnostics" / "nearest_words.txt").write_text(dump + "\n", encoding="utf-8")
     del model, generator
-    pcfg = ecfg.get("probe") or {}
-    if proc.is_main and pcfg.get("enabled") and pcfg.get("adapters"):
-        probe = stage1_probe(cfg, pcfg, dcfg, instance, batch_size, out / "probe")
+    if proc.is_main and settings.probe.enabled and settings.probe.adapters:
+        probe = stage1_probe(cfg, settings, instance, out / "probe")
         if probe:  # a diagnostic of the alignment, reported with the others
             diag = scores.setdefault("diagnostics", {}).setdefault("metrics", {})
             diag |= {f"probe/{k}": v for k, v in probe.items()}

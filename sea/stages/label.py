@@ -33,11 +33,13 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from sea.config import select, select_or
+from sea.config import select
 from sea.data.llava import read_manifest
 from sea.errors import SeaError
+from sea.labeling.settings import LabelSection
 from sea.layout import manifest_path
 from sea.stages.base import Stage
+from sea.utils.dist import Hardware
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ def read_rows(path: Path) -> list[dict]:
 def _device(cfg: DictConfig, proc_device: str | None) -> str:
     import torch
 
-    device = proc_device or str(select_or(cfg, "hardware.device", "cpu"))
+    device = proc_device or Hardware.from_config(cfg).device
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise SeaError(f"hardware.device is '{device}' but CUDA is not available (use hardware=cpu)")
     return device
@@ -70,31 +72,33 @@ def build(cfg: DictConfig, out: Path) -> dict:
     from sea.utils import dist
 
     lcfg = select(cfg, "label")
+    section = LabelSection.from_config(lcfg)
     settings = LabelSettings.from_config(lcfg)
-    proc = dist.process_info(cpu=str(select_or(cfg, "hardware.device", "cpu")) == "cpu")
+    hardware = Hardware.from_config(cfg)
+    proc = dist.process_info(cpu=hardware.device == "cpu")
     device = _device(cfg, proc.device)
-    mixed = str(select_or(cfg, "hardware.mixed_precision", "no"))
+    mixed = hardware.mixed_precision
     prepared = Path(select(cfg, "paths.prepared"))
     rows = read_rows(manifest_path(prepared, "pretrain"))
-    if lcfg.get("max_images"):
-        rows = rows[: int(lcfg["max_images"])]
+    if section.max_images:
+        rows = rows[: section.max_images]
     image_folder = Path(select(cfg, "data.pretrain.image_folder"))
     words = read_words(prepared / "wordlist.txt")
 
     vcfg = select(cfg, "model.vision")
-    teacher_cfg = lcfg.get("teacher")
+    teacher_cfg = section.teacher
     tower = VisionTower.from_config(teacher_cfg or vcfg, device=device)
     target = VisionTower.from_config(vcfg, device="cpu") if teacher_cfg else tower
     if teacher_cfg:
         check_same_view(tower.preprocess_signature(), target.preprocess_signature())
     text, text_info = word_embeddings(
-        tower, words, settings.prompt, lcfg.get("text_cache_dir"), int(lcfg.get("text_batch_size", 1024))
+        tower, words, settings.prompt, section.text_cache_dir, section.text_batch_size
     )
     # Caption agreement of every variant on a sample, before the long run: `auto` and the guard.
     check = _on_main(
         proc,
         out / ".agreement.json",
-        lambda: caption_check(cfg, lcfg, settings, tower, text, words, rows, mixed),
+        lambda: caption_check(cfg, section, settings, tower, text, words, rows, mixed),
     )
     if check["failure"]:
         raise SeaError(check["failure"])
@@ -122,8 +126,8 @@ def build(cfg: DictConfig, out: Path) -> dict:
         mine,
         image_folder,
         writer,
-        int(select_or(cfg, "hardware.num_workers", 0)),
-        progress=bool(lcfg.get("progress", True)),
+        hardware.num_workers,
+        progress=section.progress,
         desc=f"label[{proc.rank}]" if proc.world_size > 1 else "label",
     )
     common = {
@@ -175,9 +179,7 @@ def build(cfg: DictConfig, out: Path) -> dict:
     )
     qdir = out / "quality"
     write_agreement(qdir, check)
-    quality = run_quality(
-        labeler, target.grid, rows, image_folder, words, dict(lcfg.get("quality") or {}), qdir
-    )
+    quality = run_quality(labeler, target.grid, rows, image_folder, words, section.quality, qdir)
     tracker = current()
     tracker.log_artifact(qdir, "label_quality")
     tracker.set_tags({"label.variant": check["variant"], "label.variant_reason": check["reason"][:4000]})
@@ -191,7 +193,7 @@ def build(cfg: DictConfig, out: Path) -> dict:
 
 def pretrain_captions(cfg: DictConfig, rows: list[dict]) -> list[str]:
     """The caption (gpt turns joined) of each manifest row."""
-    from sea.training.data import load_samples
+    from sea.data.llava import load_samples
 
     samples = load_samples(select(cfg, "data.pretrain.json"), rows)
     return [" ".join(t["value"] for t in s["conversations"] if t.get("from") == "gpt") for s in samples]
@@ -199,7 +201,7 @@ def pretrain_captions(cfg: DictConfig, rows: list[dict]) -> list[str]:
 
 def caption_check(
     cfg: DictConfig,
-    lcfg: Any,
+    section: LabelSection,
     settings: Any,
     tower: Any,
     text: Any,
@@ -212,15 +214,13 @@ def caption_check(
     verdict (`failure`: a message or None)."""
     from sea.labeling.agreement import (
         CaptionCheck,
-        Guard,
         check_labels,
         format_table,
         pick_variant,
         variants_of,
     )
 
-    acfg = dict(lcfg.get("agreement") or {})
-    sample = rows[: int(acfg.get("max_images", 200))]
+    sample = rows[: section.agreement.max_images]
     check = CaptionCheck.build(
         tower,
         text,
@@ -230,8 +230,8 @@ def caption_check(
         select(cfg, "data.pretrain.image_folder"),
         settings.batch_size,
         mixed,
-        top_k=int(acfg.get("top_k", 1)),
-        image_words=int(acfg.get("image_words", 3)),
+        top_k=section.agreement.top_k,
+        image_words=section.agreement.image_words,
     )
     variants = check.variants(settings.min_score)
     configured = f"{settings.feature}/{settings.sign}"
@@ -239,7 +239,7 @@ def caption_check(
     variant, reason = pick_variant(variants, variants_of(settings.feature, settings.sign))
     reason = ("auto picked " if settings.auto else "configured ") + reason
     stored = check.labels(settings.with_variant(variant))
-    failure = check_labels(variant, stored, Guard.from_config(lcfg.get("guard")), check.images)
+    failure = check_labels(variant, stored, section.guard, check.images)
     log.info("label: %s\n%s", reason, format_table({**variants, f"stored: {variant}": stored}))
     metrics = {f"agreement/{v}/{k}": x for v, m in variants.items() for k, x in m.items()}
     metrics |= {f"agreement/labels/{k}": x for k, x in stored.items()}

@@ -16,34 +16,59 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
-from sea.config import select, select_or
-from sea.data.validate import MAX_SAMPLE_CHARS
+from sea.config import select
 from sea.errors import SeaError
 from sea.layout import HELD_OUT, manifest_path
 from sea.stages.base import Stage
+from sea.utils.settings import require, settings_from
 
 log = logging.getLogger(__name__)
 
 REPORT_PROBLEMS = 20
-# Datasets whose ids must be unique unless `data.validation.unique_ids` says otherwise.
-DEFAULT_UNIQUE_IDS = {"pretrain": True, "instruct": False, "eval": False}
+
+
+@dataclass(frozen=True)
+class Validation:
+    """`data.validation` (conf/data/*.yaml explains every value)."""
+
+    on_error: str
+    check_images: bool
+    unique_ids: Any  # dataset (pretrain, instruct, eval) -> whether its ids must be unique
+    max_problems: int
+    max_chars: int
+
+    def __post_init__(self) -> None:
+        require(
+            self.on_error in ("fail", "skip"), "data.validation.on_error", "'fail' or 'skip'", self.on_error
+        )
+
+    @classmethod
+    def from_config(cls, section: Any) -> Validation:
+        return settings_from(cls, section, "data.validation")
+
+
+@dataclass(frozen=True)
+class WordlistSettings:
+    """`data.wordlist` (conf/data/*.yaml explains every value)."""
+
+    size: int
+    min_caption_count: int
+    frequent_source: str
+    lang: str
+    min_length: int
+    keep: Any  # words
+    allow: Any
+    block: Any
 
 
 def _validation_options(data: dict) -> dict[str, Any]:
-    val = data.get("validation") or {}
-    unique = {**DEFAULT_UNIQUE_IDS, **(val.get("unique_ids") or {})}
-    return {
-        "on_error": val.get("on_error", "fail"),
-        "check_images": bool(val.get("check_images", False)),
-        "unique_ids": unique,
-        "max_problems": int(val.get("max_problems", 1000)),
-        "max_chars": int(val.get("max_chars", MAX_SAMPLE_CHARS)),
-    }
+    return asdict(Validation.from_config(data.get("validation")))
 
 
 def validate_all(data: dict, benchmarks: list[str] | None = None) -> dict:
@@ -130,8 +155,7 @@ def build(cfg: DictConfig, out: Path) -> dict:
     from sea.utils.io import write_json, write_jsonl
 
     data = select(cfg, "data")
-    benchmarks = select_or(cfg, "eval.benchmarks", None)
-    results = validate_all(data, None if benchmarks is None else list(benchmarks))
+    results = validate_all(data, list(select(cfg, "eval.benchmarks")))
     metrics: dict[str, int | float] = {}
     report: dict[str, Any] = {"validation": _validation_options(data), "datasets": {}}
     holdout = int((data.get("pretrain") or {}).get("holdout") or 0)
@@ -149,20 +173,20 @@ def build(cfg: DictConfig, out: Path) -> dict:
         if name in ("pretrain", "instruct"):
             metrics[f"{name}/with_image"] = sum(row["image"] is not None for row in result.rows)
 
-    wl_cfg = data.get("wordlist") or {}
-    keep = list(wl_cfg.get("keep") or [])
+    wl = settings_from(WordlistSettings, data.get("wordlist"), "data.wordlist")
+    keep = list(wl.keep or [])
     if data.get("source") == "world":
         keep += world_vocabulary(cfg)
     wordlist = build_wordlist_detailed(
         captions_of(results["pretrain"].samples),
-        size=int(wl_cfg.get("size", 50000)),
-        min_caption_count=int(wl_cfg.get("min_caption_count", 1)),
-        frequent_source=str(wl_cfg.get("frequent_source", "wordfreq")),
-        lang=str(wl_cfg.get("lang", "en")),
-        min_length=int(wl_cfg.get("min_length", 2)),
+        size=wl.size,
+        min_caption_count=wl.min_caption_count,
+        frequent_source=wl.frequent_source,
+        lang=wl.lang,
+        min_length=wl.min_length,
         keep=keep,
-        allow=wl_cfg.get("allow") or (),
-        block=wl_cfg.get("block") or (),
+        allow=wl.allow or (),
+        block=wl.block or (),
     )
     (out / "wordlist.txt").write_text("".join(w + "\n" for w in wordlist.words), encoding="utf-8")
     report["wordlist"] = {

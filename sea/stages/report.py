@@ -161,7 +161,8 @@ def write_report(
     seeds: Sequence[int],
     label_json: str | Path | None = None,
     baseline: str | None = None,
-    settings: Settings | None = None,
+    *,
+    settings: Settings,
 ) -> dict[str, Any]:
     """Read the per-(seed, arm) scores, outcomes and stage-1 logs, write `report.md`, `comparison.json`,
     `benchmarks.png` and `align_curves.png` into `out`; returns the comparison (against `baseline`,
@@ -177,7 +178,7 @@ def write_report(
         )
     scores = load_scores(scores_root, seeds, arms)
     outcomes = load_outcomes(scores_root, seeds, arms)
-    comparison = compare(scores, arms, seeds, baseline or BASELINE, outcomes, settings)
+    comparison = compare(scores, arms, seeds, baseline or BASELINE, outcomes, settings=settings)
     label = read_label_metrics(label_json) if label_json else None
     comparison["label_quality"] = label
     logs = load_train_logs(align_root, seeds, arms)
@@ -206,7 +207,7 @@ def build(cfg: DictConfig, out: Path) -> dict:
         arms,
         seeds,
         label_json=Path(metrics_dir) / "label.json" if metrics_dir else None,
-        settings=Settings.from_config(select_or(cfg, "report", {})),
+        settings=Settings.from_config(select(cfg, "report")),
     )
     write_curves_csv(out / CURVES_CSV, load_train_logs(select(cfg, "paths.align"), seeds, arms))
     tracker = current()

@@ -1,6 +1,5 @@
 """Training data: conversation datasets, the global-batch sampler and the collator.
 
-- `load_samples` reads the samples a `prepare` manifest kept from a LLaVA JSON (558K or mix665K).
 - `ConversationDataset` tokenizes a sample with a conversation template (`sea.data.templates`) and loads
   its image with the vision tower's preprocessing (optionally padded to a square first, LLaVA's
   `image_aspect_ratio=pad`); with labels it adds the image's stored top-n labels and the uniform
@@ -17,7 +16,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ from typing import Any, Protocol
 import torch
 from torch.utils.data import Dataset
 
-from sea.data.llava import CLIP_MEAN, IGNORE_INDEX, expand_to_square, pad_fill
+from sea.data.llava import CLIP_MEAN, IGNORE_INDEX, expand_to_square, open_image, pad_fill
 from sea.errors import SeaError
 from sea.training.sea_loss import SeaSettings, image_uniforms, sample_pairs, window_table
 
@@ -65,41 +63,6 @@ class InMemoryLabels:
 
     def __len__(self) -> int:
         return len(self.labels)
-
-
-# ------------------------------------------------------------------------------------------ samples
-
-
-def _read_records(path: Path) -> list[Any]:
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".jsonl":
-        return [json.loads(line) if line.strip() else None for line in text.splitlines()]
-    data = json.loads(text)
-    if not isinstance(data, list):
-        raise SeaError(f"{path}: expected a JSON list of samples")
-    return data
-
-
-def load_samples(json_path: str | Path, rows: Sequence[Mapping[str, Any]]) -> list[dict]:
-    """The samples of `json_path` that the manifest `rows` kept, in manifest order: `{"id", "image",
-    "conversations"}`. A row whose record does not match (file changed after `prepare`) is an error."""
-    json_path = Path(json_path)
-    if not json_path.is_file():
-        raise SeaError(f"{json_path}: dataset file not found")
-    records = _read_records(json_path)
-    samples = []
-    for row in rows:
-        i = int(row["index"])
-        rec = records[i] if 0 <= i < len(records) else None
-        if not isinstance(rec, dict) or (row.get("id") is not None and str(rec.get("id")) != str(row["id"])):
-            raise SeaError(
-                f"{json_path}: record {i} is not sample {row.get('id')!r} of the manifest; the file changed "
-                "after `prepare` ran, run it again"
-            )
-        samples.append(
-            {"id": str(rec.get("id")), "image": rec.get("image"), "conversations": rec["conversations"]}
-        )
-    return samples
 
 
 # ------------------------------------------------------------------------------------------ dataset
@@ -160,14 +123,7 @@ class ConversationDataset(Dataset):
         return len(self.samples)
 
     def load_image(self, relative: str) -> torch.Tensor:
-        from PIL import Image
-
-        path = self.image_folder / relative if self.image_folder is not None else Path(relative)
-        try:
-            with Image.open(path) as img:
-                img = img.convert("RGB")
-        except (OSError, ValueError) as err:
-            raise SeaError(f"cannot read image {path}: {err}") from err
+        img = open_image(self.image_folder / relative if self.image_folder is not None else Path(relative))
         if self.image_aspect_ratio == "pad":
             img = expand_to_square(img, self.fill)  # type: ignore[arg-type]
         return self.preprocess(img)

@@ -29,24 +29,9 @@ from sea.config import select
 from sea.integrity import check_input
 from sea.layout import TRAIN_LOG, instance_subdir, manifest_name, manifest_path
 from sea.training.arms import ArmFolder, arm_config
-from sea.utils.dist import ProcessInfo, process_info
+from sea.utils.dist import Hardware, ProcessInfo, process_info
 from sea.utils.seed import seed_everything
 from sea.utils.settings import settings_from
-
-
-@dataclass(frozen=True)
-class Hardware:
-    """The `hardware` section (conf/hardware/*.yaml): where and how the processes run."""
-
-    device: str
-    num_processes: int
-    mixed_precision: str
-    accelerate_config: str | None
-    num_workers: int
-
-    @classmethod
-    def from_config(cls, cfg: DictConfig) -> Hardware:
-        return settings_from(cls, select(cfg, "hardware"), "hardware")
 
 
 @dataclass(frozen=True)
@@ -70,8 +55,7 @@ class LogSettings:
 
 def load_training_samples(cfg: DictConfig, dataset: str) -> list[dict]:
     """The kept samples of `data.<dataset>` (`prepare`'s manifest order)."""
-    from sea.data.llava import read_manifest
-    from sea.training.data import load_samples
+    from sea.data.llava import load_samples, read_manifest
 
     prepared = Path(select(cfg, "paths.prepared"))
     check_input(prepared, "prepare", [manifest_name(dataset)])

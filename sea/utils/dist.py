@@ -9,8 +9,28 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sea.errors import SeaError
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """The `hardware` section (conf/hardware/*.yaml): where and how the processes run."""
+
+    device: str
+    num_processes: int
+    mixed_precision: str
+    accelerate_config: str | None
+    num_workers: int
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> Hardware:
+        """From a whole config (its `hardware` section)."""
+        from sea.config import select
+        from sea.utils.settings import settings_from
+
+        return settings_from(cls, select(cfg, "hardware"), "hardware")
 
 
 @dataclass(frozen=True)

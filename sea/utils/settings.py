@@ -1,12 +1,13 @@
 """Settings dataclasses read from a config section: unknown keys and values of the wrong type are a
-one-line `SeaError` naming the key (`align.train.lr must be a number, got 'abc'`)."""
+one-line `SeaError` naming the key (`align.train.lr must be a number, got 'abc'`). The defaults live in
+conf/ only: a settings class has none, so a missing key is an error too."""
 
 from __future__ import annotations
 
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, fields, is_dataclass
 from typing import Any, TypeVar
 
 from sea.errors import SeaError
@@ -23,6 +24,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             return None
         (hint,) = [a for a in args if a is not type(None)]
         args = typing.get_args(hint)
+    if is_dataclass(hint):
+        return settings_from(hint, value, key)
     if typing.get_origin(hint) is tuple:
         if isinstance(value, str) or not isinstance(value, Sequence) or len(value) != len(args):
             raise SeaError(f"{key} must be a list of {len(args)} values, got {value!r}")
@@ -40,7 +43,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
 
 def settings_from(cls: type[T], section: Mapping[str, Any] | None, where: str) -> T:
     """`cls(**section)` with unknown and missing keys refused and every value checked against its field's
-    type."""
+    type; a field whose type is a settings dataclass reads the nested section the same way."""
     c = dict(section or {})
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(c) - known)

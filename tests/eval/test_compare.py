@@ -8,14 +8,19 @@ import math
 from pathlib import Path
 
 import pytest
+import yaml
+from eval_helpers import report_settings
 from omegaconf import OmegaConf
 from PIL import Image
 
+from sea.config import CONF_DIR
 from sea.errors import SeaError
 from sea.eval import compare as C
 from sea.eval import render
 from sea.eval.render import label_quality_lines, plot_train_curves
 from sea.stages import report as R
+
+SETTINGS = report_settings()
 
 SEEDS = [0, 1, 2]
 ARMS = ["sea", "baseline"]
@@ -104,7 +109,7 @@ def gain(a: float, b: float) -> float:
 
 
 def test_means_stds_and_gains_are_exact(tree):
-    comp = C.compare(R.load_scores(tree["evaluate"], SEEDS, ARMS), ARMS, SEEDS)
+    comp = C.compare(R.load_scores(tree["evaluate"], SEEDS, ARMS), ARMS, SEEDS, settings=SETTINGS)
     rows = comp["benchmarks"]
     assert list(rows) == ["gqa", "mmbench", "pope", "mme", "foo"]  # paper order, unknown after
 
@@ -162,7 +167,7 @@ def test_means_stds_and_gains_are_exact(tree):
 
 
 def test_flat_summary_names_and_values(tree):
-    comp = C.compare(R.load_scores(tree["evaluate"], SEEDS, ARMS), ARMS, SEEDS)
+    comp = C.compare(R.load_scores(tree["evaluate"], SEEDS, ARMS), ARMS, SEEDS, settings=SETTINGS)
     flat = C.flat_summary(comp)
     assert flat["gain/gqa"] == pytest.approx(3 / 51 * 100)
     assert flat["gain/average"] == pytest.approx((3 / 51 * 100 + 20.0) / 4)
@@ -176,7 +181,7 @@ def test_flat_summary_names_and_values(tree):
 
 def test_one_seed_has_no_std(tmp_path):
     paths = make_tree(tmp_path, seeds=[7])
-    comp = C.compare(R.load_scores(paths["evaluate"], [7], ARMS), ARMS, [7])
+    comp = C.compare(R.load_scores(paths["evaluate"], [7], ARMS), ARMS, [7], settings=SETTINGS)
     assert comp["benchmarks"]["gqa"]["std"] == {"sea": None, "baseline": None}
     assert comp["benchmarks"]["gqa"]["gain"]["sea"] == pytest.approx(gain(52, 50))
     table = render.headline_table(comp)
@@ -193,7 +198,9 @@ def test_several_compared_arms_get_their_own_gain_names(tmp_path):
         dst.mkdir()
         (dst / "scores.json").write_text((src / "scores.json").read_text())
     arms = ["sea", "sea2", "baseline"]
-    flat = C.flat_summary(C.compare(R.load_scores(paths["evaluate"], SEEDS, arms), arms, SEEDS))
+    flat = C.flat_summary(
+        C.compare(R.load_scores(paths["evaluate"], SEEDS, arms), arms, SEEDS, settings=SETTINGS)
+    )
     assert flat["gain/sea/gqa"] == pytest.approx(flat["gain/sea2/gqa"]) == pytest.approx(3 / 51 * 100)
     assert "gain/sea/average" in flat and "gain/gqa" not in flat
 
@@ -201,7 +208,7 @@ def test_several_compared_arms_get_their_own_gain_names(tmp_path):
 def test_without_baseline_only_the_per_arm_table(tmp_path):
     paths = make_tree(tmp_path)
     arms = ["sea"]
-    comp = C.compare(R.load_scores(paths["evaluate"], SEEDS, arms), arms, SEEDS)
+    comp = C.compare(R.load_scores(paths["evaluate"], SEEDS, arms), arms, SEEDS, settings=SETTINGS)
     assert comp["baseline"] is None and "average" not in comp
     assert "gain" not in comp["benchmarks"]["gqa"]
     assert not [k for k in C.flat_summary(comp) if k.startswith("gain/")]
@@ -226,7 +233,7 @@ def stage_cfg(paths: dict[str, Path], seeds=SEEDS, arms=ARMS):
             "seeds": list(seeds),
             "paths": {k: str(v) for k, v in paths.items()},
             "tracking": {"enabled": False},
-            "report": {},
+            "report": yaml.safe_load((CONF_DIR / "report" / "default.yaml").read_text(encoding="utf-8")),
         }
     )
 
@@ -263,7 +270,7 @@ def test_report_files(reported):
         with Image.open(out / name) as im:
             im.verify()
             assert im.size[0] > 300 and im.size[1] > 200
-    comp = C.compare(R.load_scores(paths["evaluate"], SEEDS, ARMS), ARMS, SEEDS)
+    comp = C.compare(R.load_scores(paths["evaluate"], SEEDS, ARMS), ARMS, SEEDS, settings=SETTINGS)
     saved = json.loads((out / R.COMPARISON_JSON).read_text())
     assert saved["average"]["sea"]["gain"] == pytest.approx(comp["average"]["sea"]["gain"])
     assert list(saved["benchmarks"]) == list(comp["benchmarks"])

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sea.eval.batch_generate import EvalQuestion as Q
-from sea.eval.batch_generate import open_image, preprocess_image
+from sea.data.llava import open_image, preprocess_image
 from sea.eval.diagnostics import (
     WordTable,
     decode_accuracy,
@@ -110,7 +109,7 @@ def test_run_diagnostics_on_the_world(model, world_cfg, one_thread):
 
     rows = read_jsonl(Path(world_cfg.paths.world) / "ground_truth" / "eval.jsonl")[:3]
     pixels = [
-        preprocess_image(model, open_image(Q(r["id"], "", "", image=r["image"]), Path(world_cfg.paths.world)))
+        preprocess_image(model.vision, open_image(Path(world_cfg.paths.world) / r["image"], r["id"]))
         for r in rows
     ]
     metrics, dump = run_diagnostics(

@@ -4,13 +4,14 @@ average relative gain over unflagged benchmarks, and the report's wording."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from eval_helpers import answer, write_jsonl
+from eval_helpers import answer, report_settings, write_jsonl
 
 from sea.config import select
 from sea.errors import SeaError
@@ -23,7 +24,7 @@ from sea.eval.scorers.mmbench import read_mmbench_tsv, row_options
 from sea.stages import report as R
 
 BENCHES = ("gqa", "pope", "mme", "mmbench")
-SETTINGS = stats.Settings(resamples=500)
+SETTINGS = report_settings(bootstrap={"resamples": 500, "seed": 0})
 
 # ---- answer files against the world's ground truth -------------------------------------------------
 
@@ -186,12 +187,15 @@ def test_flags_fire_on_an_always_yes_pope_file_and_not_on_a_balanced_one(world_c
 
 def test_flag_thresholds_come_from_the_config(world_cfg, truth, tmp_path):
     yes = score_run(world_cfg, truth, tmp_path, {"pope": YES})["pope"]
-    lax = stats.Settings.from_config({"flags": {"yes_ratio_high": 100, "chance_margin": -1}})
+    flags = {"yes_ratio_low": 10, "unparsed": 10}
+    lax = report_settings(flags={**flags, "yes_ratio_high": 100, "chance_margin": -1})
     assert stats.answer_flags(yes, "f1", C.headline("pope", yes)[2], lax) == []
     with pytest.raises(SeaError, match="yes_ratio_low < yes_ratio_high"):
-        stats.Settings.from_config({"flags": {"yes_ratio_low": 95}})
+        report_settings(flags={**flags, "yes_ratio_low": 95, "yes_ratio_high": 90, "chance_margin": 0})
     with pytest.raises(SeaError, match="report.bootstrap.resamples"):
-        stats.Settings.from_config({"bootstrap": {"resamples": 0}})
+        report_settings(bootstrap={"resamples": 0, "seed": 0})
+    with pytest.raises(SeaError, match=r"unknown report.flags keys \['yes_ratio_hi'\]"):
+        report_settings(flags={**flags, "yes_ratio_hi": 100, "yes_ratio_high": 90, "chance_margin": 0})
 
 
 # ---- intervals -------------------------------------------------------------------------------------
@@ -331,7 +335,8 @@ def test_report_stage_writes_intervals_flags_and_verdict(world_cfg, truth, tmp_p
     make_runs(world_cfg, truth, paths["evaluate"], runs)
     cfg = OmegaConf.create(
         {"arms": ["sea", "baseline"], "seeds": [0], "paths": {k: str(v) for k, v in paths.items()},
-         "tracking": {"enabled": False}, "report": {"bootstrap": {"resamples": 300, "seed": 0}}}
+         "tracking": {"enabled": False},
+         "report": {**dataclasses.asdict(SETTINGS), "bootstrap": {"resamples": 300, "seed": 0}}}
     )  # fmt: skip
     metrics = STAGE.run(cfg)
     md = (paths["report"] / R.REPORT_MD).read_text()

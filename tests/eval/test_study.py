@@ -8,7 +8,7 @@ from pathlib import Path
 from sea.config import compose
 from sea.eval.study import MARKER, PLOT, write_study_doc
 from sea.stages.report import write_report
-from tests.eval.test_compare import SEEDS, make_tree, write_label_json
+from tests.eval.test_compare import SEEDS, SETTINGS, make_tree, write_label_json
 
 
 def test_study_doc_has_both_comparisons_the_dose_table_and_keeps_the_reading(tmp_path: Path) -> None:
@@ -19,9 +19,21 @@ def test_study_doc_has_both_comparisons_the_dose_table_and_keeps_the_reading(tmp
             for kind in ("evaluate", "align"):
                 shutil.copytree(paths[kind] / f"seed{seed}" / "sea", paths[kind] / f"seed{seed}" / arm)
     reports = {"comparison": tmp_path / "main", "dose": tmp_path / "dose"}
-    write_report(reports["comparison"], paths["evaluate"], paths["align"], ["baseline", "sea"], SEEDS)
     write_report(
-        reports["dose"], paths["evaluate"], paths["align"], ["baseline", "sea_p30", "sea_oracle"], SEEDS
+        reports["comparison"],
+        paths["evaluate"],
+        paths["align"],
+        ["baseline", "sea"],
+        SEEDS,
+        settings=SETTINGS,
+    )
+    write_report(
+        reports["dose"],
+        paths["evaluate"],
+        paths["align"],
+        ["baseline", "sea_p30", "sea_oracle"],
+        SEEDS,
+        settings=SETTINGS,
     )
     cfg = compose([f"paths.root={tmp_path}", f"paths.metrics={paths['metrics']}", "tracking=none"])
     doc = tmp_path / "docs" / "study.md"

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
+from sea.config import CONF_DIR
 from sea.errors import SeaError
 from sea.labeling.agreement import (
     CaptionCheck,
@@ -26,6 +29,11 @@ from sea.labeling.agreement import (
 
 WORDS = ["red", "blue", "circle", "square", "gray", "the"]
 CAPTIONS = ["A red circle on the gray background.", "A blue square."]
+
+# conf/label/default.yaml's guard (the defaults live there only).
+GUARD = Guard.from_config(
+    yaml.safe_load((CONF_DIR / "label" / "default.yaml").read_text(encoding="utf-8"))["guard"]
+)
 
 
 def test_caption_words_are_content_words_of_the_list() -> None:
@@ -66,14 +74,14 @@ def test_agreement_metrics_by_hand() -> None:
 
 def test_guard() -> None:
     good = {"patch_agreement": 0.6, "patch_chance": 0.3, "top1_max_share": 0.2, "labelled_fraction": 0.5}
-    assert check_labels("maskclip/cosine", good, Guard(), 200) is None
+    assert check_labels("maskclip/cosine", good, GUARD, 200) is None
     chance = {**good, "patch_agreement": 0.32}
-    message = check_labels("proj/neg_cosine", chance, Guard(), 200)
+    message = check_labels("proj/neg_cosine", chance, GUARD, 200)
     assert "no better than chance" in message and "label.guard.enabled=false" in message
     assert "\n" not in message
-    assert check_labels("proj/neg_cosine", chance, Guard(enabled=False), 200) is None
-    assert "collapsed" in check_labels("x/y", {**good, "top1_max_share": 0.9}, Guard(), 200)
-    assert "empty" in check_labels("x/y", {**good, "labelled_fraction": 0.0}, Guard(), 200)
+    assert check_labels("proj/neg_cosine", chance, replace(GUARD, enabled=False), 200) is None
+    assert "collapsed" in check_labels("x/y", {**good, "top1_max_share": 0.9}, GUARD, 200)
+    assert "empty" in check_labels("x/y", {**good, "labelled_fraction": 0.0}, GUARD, 200)
     with pytest.raises(SeaError, match="label.guard"):
         Guard.from_config({"min_lift": 1.5, "typo": 1})
 
@@ -118,7 +126,7 @@ def test_caption_agreement_ranks_labels_like_ground_truth(world_root: Path) -> N
         precision.append(evaluate(ids, gt)["label_precision"])
         m = agreement_metrics(ids[..., :1], mask)
         margin.append(m["patch_agreement"] - m["patch_chance"])
-        failure = check_labels(f"oracle_p{p}", m, Guard(), len(rows))
+        failure = check_labels(f"oracle_p{p}", m, GUARD, len(rows))
         if p >= 0.7:
             assert failure is None, (p, m)
         elif p == 0.0:
@@ -151,10 +159,8 @@ def test_wrong_sign_labels_are_caught(world_root: Path, tower) -> None:
     report = check.variants()
     assert pick_variant(report, variants_of("auto", "auto"))[0].endswith("/cosine")
     settings = LabelSettings(feature="proj", sign="neg_cosine", background=LabelSettings().background)
-    assert check_labels("proj/neg_cosine", check.labels(settings), Guard(), check.images) is not None
-    assert (
-        check_labels("proj/cosine", check.labels(settings.with_variant("proj/cosine")), Guard(), 12) is None
-    )
+    assert check_labels("proj/neg_cosine", check.labels(settings), GUARD, check.images) is not None
+    assert check_labels("proj/cosine", check.labels(settings.with_variant("proj/cosine")), GUARD, 12) is None
     assert math.isclose(report["proj/cosine"]["labelled_fraction"], 1.0)
 
 

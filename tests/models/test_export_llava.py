@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from sea.data.llava import IMAGE_TOKEN_INDEX
 from sea.data.templates import build_prompt_for_generation, end_of_turn_ids
 from sea.errors import SeaError
-from sea.data.llava import IMAGE_TOKEN_INDEX
 
 QUESTION = "What is the colour of the shape in the image?"
 ANSWER = "The circle is red."
@@ -97,7 +97,7 @@ def _expand(ids: list[int], image_token_id: int, n: int) -> list[int]:
 
 @pytest.mark.parametrize("multi", [False, True], ids=["one-turn", "two-turns"])
 def test_export_matches_ours(exported, multi: bool) -> None:
-    from sea.eval.batch_generate import preprocess_image
+    from sea.data.llava import preprocess_image
 
     case, ours, model, processor, _ = exported
     template = CASES[case][1]
@@ -114,7 +114,7 @@ def test_export_matches_ours(exported, multi: bool) -> None:
     assert model.config.image_seq_length == n
     assert inputs.input_ids[0].tolist() == _expand(our_ids, model.config.image_token_index, n)
     pixels = inputs.pixel_values
-    assert torch.equal(pixels[0], preprocess_image(ours, image, "pad"))
+    assert torch.equal(pixels[0], preprocess_image(ours.vision, image, "pad"))
 
     # same logits on every position (the exported vocabulary has the extra <image> row at the end)
     vocab = ours.llm.get_input_embeddings().weight.shape[0]
@@ -141,14 +141,14 @@ def test_export_torchvision_backend_is_close(exported) -> None:
     """The processor's default (torchvision) backend resizes tensors: within one 8-bit level of ours."""
     from transformers import AutoProcessor
 
-    from sea.eval.batch_generate import preprocess_image
+    from sea.data.llava import preprocess_image
 
     _, ours, _, _, root = exported
     processor = AutoProcessor.from_pretrained(root / "hf")
     image = _image(61, 40)
     theirs = processor.image_processor(image, return_tensors="pt").pixel_values[0]
     std = torch.tensor(ours.vision.preprocess_cfg["std"]).view(3, 1, 1)
-    assert float(((theirs - preprocess_image(ours, image, "pad")) * std).abs().max()) <= 1.5 / 255
+    assert float(((theirs - preprocess_image(ours.vision, image, "pad")) * std).abs().max()) <= 1.5 / 255
 
 
 def test_export_refuses_what_cannot_map(tmp_path: Path, make_mllm) -> None:

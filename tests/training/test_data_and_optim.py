@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from sea.data.llava import load_samples
 from sea.errors import SeaError
-from sea.training.data import BatchLayout, Collator, GlobalBatchSampler, load_samples
+from sea.training.data import BatchLayout, Collator, GlobalBatchSampler
 from sea.training.sea_loss import SeaSettings, image_uniforms
 
 

@@ -55,14 +55,13 @@ def test_instruct_full_lora_and_vision(stage_cfg, tmp_path: Path):
     lora = stage_cfg(
         "align.train.max_steps=2",
         "instruct=lora",
-        "recipe=llava15",  # the LoRA group's own lr (the world recipe sets a higher one)
         "instruct.lora.r=4",
         "instruct.lora.alpha=8",
         "instruct.tune.vision=true",
         "instruct.tune.vision_lr=1e-3",
         f"paths.instruct={tmp_path / 'lora'}",
     )
-    assert lora.instruct.train.lr == 2e-4 and lora.instruct.tune.adapter_lr == 2e-5
+    assert lora.instruct.tune.llm == "lora" and lora.instruct.tune.adapter_lr == 2e-5
     assert lora.instruct.lora.r == 4
     STAGE.run(lora, "sea")
     tuned = states(SeaMLLM.load(tmp_path / "lora" / "seed0" / "sea"))
