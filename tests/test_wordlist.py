@@ -141,6 +141,7 @@ def test_content_lemma_keeps_nouns_and_adjectives_as_lemmas():
         "drawing",  # a noun as well as a verb form: out of context the noun wins
     ]
     assert content_lemma("containing") is None and content_lemma("quickly") is None  # verb, adverb
+    assert content_lemma("does") is None  # an auxiliary, though the dictionary also has the noun "doe"
     assert content_lemma("iphone") == "iphone"  # not in the dictionary: kept as it is
 
 

@@ -69,11 +69,14 @@ def _lemma_lookup() -> Any:
 def content_lemma(token: str) -> str | None:
     """The lemma of lower-case `token` as a content word: its noun lemma when lemminflect's dictionary
     knows it as a noun, else its adjective lemma; None when the dictionary knows it only as another part
-    of speech (a verb, adverb, pronoun, ...); the token itself when the dictionary does not know it
-    (names, brands, new words). Out of context: "drawing" is a noun, "containing" is dropped."""
+    of speech (a verb, adverb, pronoun, ...) or as an auxiliary at all ("does" is no "doe"); the token
+    itself when the dictionary does not know it (names, brands, new words). Out of context, from the
+    dictionary alone: "drawing" and "look" are nouns, "containing" is dropped."""
     lemmas = _lemma_lookup()(token)
     if not lemmas:
         return token
+    if "AUX" in lemmas:
+        return None
     for pos in ("NOUN", "PROPN", "ADJ"):
         if pos in lemmas:
             return lemmas[pos][0]
