@@ -126,3 +126,13 @@ def test_label_on_llava_layout_writes_caption_agreement_and_the_guard_stops_chan
     manifest = json.loads((llava_root / "labels" / "manifest.json").read_text())
     assert manifest["variant_choice"]["variant"] == report["variant"]
     assert not any(k.startswith("quality/") for k in metrics)  # no ground truth on real data
+
+
+def test_label_reads_captions_as_the_word_list_was_built(tmp_path: Path) -> None:
+    """`label` counts caption lemmas exactly when `prepare` lemmatised W (its report.json says so)."""
+    from sea.stages.label import wordlist_lemmatized
+
+    assert not wordlist_lemmatized(tmp_path)  # no report (a hand-written word list): plain tokens
+    for lemmatized in (True, False):
+        (tmp_path / "report.json").write_text(json.dumps({"wordlist": {"size": 3, "lemmatized": lemmatized}}))
+        assert wordlist_lemmatized(tmp_path) is lemmatized
