@@ -119,3 +119,89 @@ def test_blocklisted_words_never_enter_the_list():
     # the frequent-word fill is filtered too
     filled = build_wordlist([], size=3000, min_caption_count=1, frequent_source="wordfreq")
     assert len(filled) == 3000 and not BLOCKLIST & set(filled)
+
+
+# ---------------------------------------------------------------- lemmatised, content words (lemminflect)
+
+LEMMA_CAPTIONS = [
+    "Two dogs running on the grass, a dog containing nothing.",
+    "A brown dog quickly jumps over the colored fences.",
+    "The fence is below the trees",
+]
+
+
+def test_content_lemma_keeps_nouns_and_adjectives_as_lemmas():
+    from sea.data.wordlist import content_lemma
+
+    assert [content_lemma(w) for w in ("dogs", "children", "fences", "brown", "drawing")] == [
+        "dog",
+        "child",
+        "fence",
+        "brown",
+        "drawing",  # a noun as well as a verb form: out of context the noun wins
+    ]
+    assert content_lemma("containing") is None and content_lemma("quickly") is None  # verb, adverb
+    assert content_lemma("does") is None  # an auxiliary, though the dictionary also has the noun "doe"
+    assert content_lemma("iphone") == "iphone"  # not in the dictionary: kept as it is
+
+
+def test_lemmatized_list_counts_forms_together_and_drops_other_words():
+    surface = build_wordlist(LEMMA_CAPTIONS, size=100, min_caption_count=1, frequent_source="none")
+    lemmas = build_wordlist(
+        LEMMA_CAPTIONS, size=100, min_caption_count=1, frequent_source="none", lemmatize=True
+    )
+    assert surface[:2] == ["dog", "brown"] and {"dogs", "fences", "containing", "quickly", "jumps"} <= set(
+        surface
+    )
+    # dog x3 (dogs, dog, dog), fence x2 (fences, fence), tree from "trees"; verbs and adverbs gone
+    assert lemmas[:2] == ["dog", "fence"] and "tree" in lemmas and "grass" in lemmas
+    assert not {"dogs", "fences", "trees", "containing", "quickly", "jumps", "below"} & set(lemmas)
+    # allow and keep words stay as given ("below" is a preposition, "trees" a plural)
+    kept = build_wordlist(
+        LEMMA_CAPTIONS,
+        size=100,
+        min_caption_count=1,
+        frequent_source="none",
+        lemmatize=True,
+        allow=["below"],
+        keep=["trees"],
+    )
+    assert "below" in kept and "trees" in kept and "tree" not in kept
+
+
+def test_lemmatized_fill_and_blocklist():
+    from sea.data.blocklist import BLOCKLIST
+    from sea.data.wordlist import content_lemma
+
+    filled = build_wordlist([], size=3000, min_caption_count=1, lemmatize=True)
+    assert len(filled) == 3000 and not BLOCKLIST & set(filled) and not stop_words() & set(filled)
+    assert "dog" in filled and "dogs" not in filled and "get" not in filled  # lemmas; a verb-only word gone
+    # a blocked surface form blocks the lemma its captions are counted under, and the other way round
+    words = build_wordlist(
+        ["red cars", "red car", "boobs and tits"],
+        size=50,
+        min_caption_count=1,
+        frequent_source="none",
+        lemmatize=True,
+        block=["cars"],
+    )
+    assert words == ["red"]
+    # every blocklisted word is blocked in its lemma form too (or is no content word)
+    assert all(content_lemma(w) in BLOCKLIST | {None} for w in BLOCKLIST)
+
+
+def test_lemmatize_without_lemminflect_is_a_clear_error(monkeypatch):
+    import sys
+
+    from sea.data import wordlist
+    from sea.errors import SeaError
+
+    monkeypatch.setitem(sys.modules, "lemminflect", None)
+    wordlist._lemma_lookup.cache_clear()
+    wordlist.content_lemma.cache_clear()
+    try:
+        with pytest.raises(SeaError, match="data.wordlist.lemmatize=true needs the lemminflect package"):
+            build_wordlist(["two dogs"], size=5, min_caption_count=1, frequent_source="none", lemmatize=True)
+    finally:
+        wordlist._lemma_lookup.cache_clear()
+        wordlist.content_lemma.cache_clear()

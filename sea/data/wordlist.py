@@ -3,16 +3,21 @@
 Order of the list:
 
 1. caption words: lower-cased alphabetic tokens of the captions, at least `min_length` letters, not
-   stop-words, occurring at least `min_caption_count` times; most frequent first, ties alphabetical;
+   stop-words, occurring at least `min_caption_count` times; most frequent first, ties alphabetical
+   (with `lemmatize`: their content lemmas, counted over all their forms; see `content_lemma`);
 2. `keep` words absent from (1), in the order given (they are always in the list, whatever their
    count, length or stop-word status: e.g. the shapes world's colour, shape and position words);
 3. frequent English words from wordfreq (same filters) until the list holds `size` words.
 
 When (1) and (2) together exceed `size`, the least frequent non-`keep` caption words are dropped; the
 list is longer than `size` only when `keep` alone is. `allow` words are exempt from the stop-word
-filter but otherwise treated like any word. Stop-words are scikit-learn's `ENGLISH_STOP_WORDS`. Words of
-the blocklist (`sea.data.blocklist`, plus `block`) never enter the list, not even as `keep` words.
-No lemmatisation: docs/labeling.md says how this differs from the paper's list.
+filter (and from lemmatisation) but otherwise treated like any word. Stop-words are scikit-learn's
+`ENGLISH_STOP_WORDS`. Words of the blocklist (`sea.data.blocklist`, plus `block`, plus their lemmas when
+lemmatising) never enter the list, not even as `keep` words.
+
+`lemmatize` (the real-data preset's setting) maps every caption and fill word to its lemma and keeps
+only content words (`content_lemma`, from lemminflect's dictionary: nouns and adjectives, no parse);
+`keep` and `allow` words stay as given. docs/labeling.md says how this list differs from the paper's.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
+
+from sea.errors import SeaError
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +52,55 @@ def tokenize(text: str) -> list[str]:
     return TOKEN_RE.findall(text.lower())
 
 
-def count_words(captions: Iterable[str]) -> Counter[str]:
-    """Token counts over all captions."""
+@lru_cache(maxsize=1)
+def _lemma_lookup() -> Any:
+    """lemminflect's `getAllLemmas` (its dictionary ships in the package: no download)."""
+    try:
+        from lemminflect import getAllLemmas
+    except ImportError as e:
+        raise SeaError(
+            "data.wordlist.lemmatize=true needs the lemminflect package (a dependency in pyproject.toml: "
+            "pip install -e . -c requirements/constraints.txt), or set data.wordlist.lemmatize=false"
+        ) from e
+    return getAllLemmas
+
+
+@cache
+def content_lemma(token: str) -> str | None:
+    """The lemma of lower-case `token` as a content word: its noun lemma when lemminflect's dictionary
+    knows it as a noun, else its adjective lemma; None when the dictionary knows it only as another part
+    of speech (a verb, adverb, pronoun, ...) or as an auxiliary at all ("does" is no "doe"); the token
+    itself when the dictionary does not know it (names, brands, new words). Out of context, from the
+    dictionary alone: "drawing" and "look" are nouns, "containing" is dropped."""
+    lemmas = _lemma_lookup()(token)
+    if not lemmas:
+        return token
+    if "AUX" in lemmas:
+        return None
+    for pos in ("NOUN", "PROPN", "ADJ"):
+        if pos in lemmas:
+            return lemmas[pos][0]
+    return None
+
+
+def caption_terms(text: str, lemmatize: bool = False, as_is: Collection[str] = ()) -> list[str]:
+    """The terms of `text` the word list counts: its tokens, or with `lemmatize` the content lemmas of
+    its tokens (`content_lemma`; tokens that are not content words are left out) except that tokens in
+    `as_is` stay as they are."""
+    tokens = tokenize(text)
+    if not lemmatize:
+        return tokens
+    terms = (t if t in as_is else content_lemma(t) for t in tokens)
+    return [t for t in terms if t is not None]
+
+
+def count_words(
+    captions: Iterable[str], lemmatize: bool = False, as_is: Collection[str] = ()
+) -> Counter[str]:
+    """Term counts (`caption_terms`) over all captions."""
     counts: Counter[str] = Counter()
     for caption in captions:
-        counts.update(tokenize(caption))
+        counts.update(caption_terms(caption, lemmatize, as_is))
     return counts
 
 
@@ -93,6 +144,7 @@ def build_wordlist_detailed(
     keep: Iterable[str] = (),
     allow: Iterable[str] = (),
     block: Iterable[str] = (),
+    lemmatize: bool = False,
 ) -> WordList:
     """`build_wordlist`, with the count of words from each source."""
     from sea.data.blocklist import blocked
@@ -103,6 +155,8 @@ def build_wordlist_detailed(
             f"got {size}, {min_caption_count}, {min_length}"
         )
     never = blocked(set(_normalize(block)))
+    if lemmatize:  # "cars" blocked blocks the lemma "car" that its captions count under
+        never |= {lemma for w in never if (lemma := content_lemma(w)) is not None}
     keep_words = _normalize(keep)
     if dropped := [w for w in keep_words if w in never]:
         log.warning("word list: keep words %s are on the blocklist and left out", dropped)
@@ -116,7 +170,7 @@ def build_wordlist_detailed(
             return False
         return word not in stops or word in exempt
 
-    counts = count_words(captions)
+    counts = count_words(captions, lemmatize, exempt)
     ranked = sorted(
         (w for w, n in counts.items() if n >= min_caption_count and wanted(w)), key=lambda w: (-counts[w], w)
     )
@@ -136,6 +190,8 @@ def build_wordlist_detailed(
     if len(result) < size:
         for word in frequent_words(lang, frequent_source):
             word = word.lower()
+            if lemmatize and word not in exempt:
+                word = content_lemma(word) or ""
             if word not in result and wanted(word):
                 result[word] = None
                 if len(result) >= size:

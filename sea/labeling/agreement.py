@@ -16,9 +16,10 @@ docs/labeling.md):
   same words);
 - `labelled_fraction`: patches with at least one label.
 
-Caption content words: the word-list tokenizer's tokens (`sea.data.wordlist.tokenize`) that are not
-stop-words and are in the word list. `label.feature: auto` / `label.sign: auto` pick the variant with
-the largest `patch_agreement - patch_chance` (`pick_variant`); `check_labels` is the guard.
+Caption content words: the word list's terms of the caption (`sea.data.wordlist.caption_terms`: its
+tokens, or their content lemmas when the list was lemmatised) that are not stop-words and are in the
+list. `label.feature: auto` / `label.sign: auto` pick the variant with the largest
+`patch_agreement - patch_chance` (`pick_variant`); `check_labels` is the guard.
 """
 
 from __future__ import annotations
@@ -47,15 +48,16 @@ PAIRING_SEED = 0
 AUTO = "auto"
 
 
-def caption_word_mask(captions: Sequence[str], words: Sequence[str]) -> torch.Tensor:
-    """(B, q) bool: word w is a content word of caption b."""
-    from sea.data.wordlist import stop_words, tokenize
+def caption_word_mask(captions: Sequence[str], words: Sequence[str], lemmatize: bool = False) -> torch.Tensor:
+    """(B, q) bool: word w is a content word of caption b (`lemmatize`: as the word list was built, a
+    caption token counts as its content lemma unless it is a word of the list itself)."""
+    from sea.data.wordlist import caption_terms, stop_words
 
     pos = {w: i for i, w in enumerate(words)}
     stops = stop_words()
     mask = torch.zeros(len(captions), len(words), dtype=torch.bool)
     for b, caption in enumerate(captions):
-        ids = [pos[t] for t in tokenize(caption) if t not in stops and t in pos]
+        ids = [pos[t] for t in caption_terms(caption, lemmatize, pos) if t not in stops and t in pos]
         mask[b, ids] = True
     return mask
 
@@ -165,11 +167,12 @@ class CaptionCheck:
         mixed_precision: str | None = None,
         top_k: int = 1,
         image_words: int = 3,
+        lemmatize: bool = False,
     ) -> CaptionCheck:
         from sea.labeling.patches import sample_features
 
         feats = sample_features(tower, rows, image_folder, batch_size, mixed_precision)
-        mask = caption_word_mask(captions, words)
+        mask = caption_word_mask(captions, words, lemmatize)
         return cls(feats, text.float(), words, mask, top_k, image_words)
 
     @property

@@ -199,6 +199,15 @@ def pretrain_captions(cfg: DictConfig, rows: list[dict]) -> list[str]:
     return [" ".join(t["value"] for t in s["conversations"] if t.get("from") == "gpt") for s in samples]
 
 
+def wordlist_lemmatized(prepared: Path) -> bool:
+    """Whether `prepare` lemmatised the word list (`report.json`'s `wordlist.lemmatized`; no report or
+    no entry: not)."""
+    from sea.utils.io import read_json
+
+    path = prepared / "report.json"
+    return path.is_file() and bool(read_json(path).get("wordlist", {}).get("lemmatized", False))
+
+
 def caption_check(
     cfg: DictConfig,
     section: LabelSection,
@@ -232,6 +241,7 @@ def caption_check(
         mixed,
         top_k=section.agreement.top_k,
         image_words=section.agreement.image_words,
+        lemmatize=wordlist_lemmatized(Path(select(cfg, "paths.prepared"))),
     )
     variants = check.variants(settings.min_score)
     configured = f"{settings.feature}/{settings.sign}"

@@ -6,7 +6,7 @@ Outputs under `paths.prepared`:
   with `data.pretrain.holdout` = N, the last N kept pretrain samples go to `pretrain_heldout.jsonl`
   instead (no stage trains on them: the alignment diagnostics' images);
 - `report.json`: per dataset the file, totals, skips by kind and the first problems; the word list's
-  make-up;
+  make-up (`wordlist`, with `lemmatized`: how `label` reads the captions against it);
 - `wordlist.txt`: the word list W, one word a line (captions = the gpt turns of the kept pretrain
   samples; see `sea.data.wordlist`).
 """
@@ -65,6 +65,7 @@ class WordlistSettings:
     keep: Any  # words
     allow: Any
     block: Any
+    lemmatize: bool
 
 
 def _validation_options(data: dict) -> dict[str, Any]:
@@ -187,6 +188,7 @@ def build(cfg: DictConfig, out: Path) -> dict:
         keep=keep,
         allow=wl.allow or (),
         block=wl.block or (),
+        lemmatize=wl.lemmatize,
     )
     (out / "wordlist.txt").write_text("".join(w + "\n" for w in wordlist.words), encoding="utf-8")
     report["wordlist"] = {
@@ -194,9 +196,10 @@ def build(cfg: DictConfig, out: Path) -> dict:
         "from_captions": wordlist.from_captions,
         "from_keep": wordlist.from_keep,
         "from_frequent": wordlist.from_frequent,
+        "lemmatized": wl.lemmatize,
     }
     write_json(out / "report.json", report)
-    metrics.update({f"wordlist/{k}": v for k, v in report["wordlist"].items()})
+    metrics.update({f"wordlist/{k}": int(v) for k, v in report["wordlist"].items()})
     log.info("prepare: %s", ", ".join(f"{n}: kept {r.kept}/{r.total}" for n, r in results.items()))
     return metrics
 

@@ -45,6 +45,18 @@ def test_caption_words_are_content_words_of_the_list() -> None:
     ]
 
 
+def test_caption_words_of_a_lemmatised_list_are_read_as_lemmas() -> None:
+    """Against a lemmatised list (`data.wordlist.lemmatize`), "circles" in a caption names "circle"; a
+    token that is itself a word of the list counts as that word; plain reading matches forms only."""
+    words = ["circle", "square", "glasses", "red"]
+    captions = ["Two red circles and glasses.", "squares"]
+    assert caption_word_mask(captions, words).tolist() == [[False, False, True, True], [False] * 4]
+    assert caption_word_mask(captions, words, lemmatize=True).tolist() == [
+        [True, False, True, True],
+        [False, True, False, False],
+    ]
+
+
 def test_other_image_is_never_the_image_itself() -> None:
     pair = other_image(50)
     assert not torch.equal(pair, torch.arange(50)) and (pair != torch.arange(50)).all()
