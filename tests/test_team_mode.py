@@ -21,8 +21,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
-
 REPO = Path(__file__).resolve().parents[1]
 
 PG_USER = "sea"  # the database superuser initdb creates (trust auth on loopback only)
@@ -150,6 +148,21 @@ def servers(postgres: dict, tmp_path_factory) -> Iterator[dict]:
                 proc.wait()
 
 
+def test_tracking_server_takes_the_server_from_the_environment(tiny_overrides, monkeypatch) -> None:
+    from sea import tracking
+    from sea.config import compose
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg, local = compose([*tiny_overrides, "tracking=server"]), compose(tiny_overrides)
+    assert tracking.tracking_uri(cfg) == tracking.ui_address(cfg) == "http://127.0.0.1:5000"
+    assert {**cfg.tracking, "uri": None} == {**local.tracking}, "tracking=mlflow with a server uri"
+    assert tracking.tracking_uri(local).startswith("sqlite:///"), "SQLite stays the default"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
+    cfg = compose([*tiny_overrides, "tracking=server"])
+    assert tracking.tracking_uri(cfg) == tracking.ui_address(cfg) == "http://mlflow.example:5000"
+
+
+@pytest.mark.slow  # minutes: two servers' database migrations, then the tiny flow
 def test_tiny_flow_on_team_servers(servers: dict, postgres: dict) -> None:
     root = servers["root"]
     env = {
