@@ -8,8 +8,8 @@ from __future__ import annotations
 import glob
 import os
 import pwd
-import signal
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -82,7 +82,8 @@ def postgres() -> Iterator[dict]:
             run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", PG_USER, db])
         yield {"url": f"{PG_USER}@127.0.0.1:{port}", "psql": psql}
     finally:
-        subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], cwd=home)
+        stop = [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]
+        subprocess.run(stop, cwd=home, capture_output=True)
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -188,6 +189,7 @@ def check_servers(servers: dict, postgres: dict, stages: str) -> None:
     root = servers["root"]
     client = MlflowClient(tracking_uri=servers["mlflow"])
     experiment = client.get_experiment_by_name("sea")
+    assert experiment is not None, "the tracking server has no experiment `sea`"
     assert experiment.artifact_location.startswith("mlflow-artifacts:"), experiment.artifact_location
     runs = client.search_runs([experiment.experiment_id])
     [parent] = [r for r in runs if r.data.tags.get("sea.kind") == "pipeline"]
@@ -224,6 +226,8 @@ def check_servers(servers: dict, postgres: dict, stages: str) -> None:
         assert prefect.read_flow(flow_run.flow_id).name == "sea-pipeline"
         assert flow_run.state.is_completed(), flow_run.state
         tasks = prefect.read_task_runs()
+        loggers = {entry.name for entry in prefect.read_logs()}
+    assert any(name.startswith("sea.") for name in loggers), f"no `sea` log lines on the server: {loggers}"
     assert sorted(t.name.rsplit("-", 1)[0] for t in tasks) == sorted(expected)
     assert all(t.state.is_completed() for t in tasks)
     assert count("prefect", "flow_run") == 1
