@@ -35,10 +35,16 @@ def postgres_bin() -> Path | None:
     return Path(versions[-1]).parent if versions else None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free loopback ports (all held open while choosing, so none repeats)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def unprivileged() -> list[str]:
@@ -71,7 +77,7 @@ def postgres() -> Iterator[dict]:
     home = Path(tempfile.mkdtemp(prefix="sea-pg-", dir="/tmp"))
     if as_user:
         shutil.chown(home, user=as_user[2])
-    data, port = home / "data", free_port()
+    data, [port] = home / "data", free_ports(1)
     run([*as_user, str(bin_dir / "initdb"), "-D", str(data), f"--username={PG_USER}", "--auth=trust",
          "--encoding=UTF8", "--locale=C"], cwd=home)  # fmt: skip
     run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(home / "postgres.log"), "-w",
@@ -106,7 +112,7 @@ def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 3
 def servers(postgres: dict, tmp_path_factory) -> Iterator[dict]:
     """`mlflow server` and `prefect server start` on PostgreSQL, as README: team mode starts them."""
     root = tmp_path_factory.mktemp("team")
-    mlflow_port, prefect_port = free_port(), free_port()
+    mlflow_port, prefect_port = free_ports(2)
     artifacts = root / "mlflow-artifacts"
     env = {
         **os.environ,
