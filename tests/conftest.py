@@ -41,5 +41,5 @@ def prefect_server():
     """A temporary Prefect API server (and database) for the tests that need one: ~20 s to start."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_test_harness(server_startup_timeout=300):  # a busy 2-core machine takes minutes
         yield

@@ -1,7 +1,7 @@
 """The arms' stage runs are scheduled concurrently, each after its own arm's previous stage, and a
 Prefect concurrency limit on the `gpu` tag decides how many run at once: they overlap in time when it
-allows two and never when it is 1. Here each stage run is a timed one-second run in its slot (the real
-stages, concurrent against serial: tests/test_flow_deployment.py, slow tier)."""
+allows two and never when it is 1. Here each stage run is a timed run in its slot (the real stages,
+concurrent against serial: the slow test at the end)."""
 
 from __future__ import annotations
 
@@ -17,21 +17,31 @@ from flows.stage_runs import RunSlots, run_key, run_stages, set_gpu_limit
 from sea.config import to_plain
 
 SPANS: dict[str, tuple[float, float, dict]] = {}  # run key -> (start, end, the slot's environment)
-LOCK = threading.Lock()
+STARTED = threading.Condition()
+RENDEZVOUS = 6.0  # seconds an align run waits for the other arm's align to start (only when it can)
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
 def timed_run(name: str, cfg: dict, parent_run_id, arm=None, slots: RunSlots | None = None) -> dict:
-    """A stage run's place in the schedule: one second in a slot, recorded; `fail` arms raise."""
+    """A stage run's place in the schedule, recorded. An align run holds its slot until the other
+    arm's align has started too (at most RENDEZVOUS s), so that a limit that lets them run at once shows
+    on a busy machine; `fail` arms raise."""
     assert slots is not None, "concurrent runs get slots"
+    key = run_key(name, arm, cfg["seed"])
     with slots.take() as env:
         start = time.monotonic()
-        time.sleep(1.0)
+        with STARTED:
+            SPANS[key] = (start, start, env)
+            STARTED.notify_all()
+            if name == "align":
+                STARTED.wait_for(lambda: sum(k.startswith("align/") for k in SPANS) == 2, timeout=RENDEZVOUS)
+        time.sleep(0.2)
         if arm in cfg.get("fail", ()):
+            del SPANS[key]
             raise RuntimeError(f"{name}[{arm}] failed")
-        with LOCK:
-            SPANS[run_key(name, arm, cfg["seed"])] = (start, time.monotonic(), env)
-    return {"seconds": 1.0}
+        with STARTED:
+            SPANS[key] = (start, time.monotonic(), env)
+    return {"seconds": time.monotonic() - start}
 
 
 @flow(persist_result=False)
@@ -122,7 +132,7 @@ def test_concurrent_stage_runs_compute_what_serial_ones_do(tiny_overrides, tiny_
 
     flow_run = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
     with get_client(sync_client=True) as client:
-        runs = {t.name: t for t in client.read_task_runs(flow_run_filter=flow_run)}
+        runs = {t.name.rsplit("-", 1)[0]: t for t in client.read_task_runs(flow_run_filter=flow_run)}
     sea, base = runs["align[sea, seed 0]"], runs["align[baseline, seed 0]"]
     assert sea.start_time < base.end_time and base.start_time < sea.end_time, "the arms ran at once"
     assert runs["instruct[sea, seed 0]"].start_time >= sea.end_time
