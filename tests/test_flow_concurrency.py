@@ -18,7 +18,7 @@ from sea.config import to_plain
 
 SPANS: dict[str, tuple[float, float, dict]] = {}  # run key -> (start, end, the slot's environment)
 STARTED = threading.Condition()
-RENDEZVOUS = 6.0  # seconds an align run waits for the other arm's align to start (only when it can)
+RENDEZVOUS = 10.0  # seconds an align run waits for the other arm's align to start (only when it can)
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
