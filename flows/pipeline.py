@@ -1,16 +1,20 @@
 """The SEA pipeline as a Prefect flow: each stage is a task running `sea.runner.execute` (the same
 function `dvc repro` reaches through `python -m sea <stage>`) inside one MLflow parent run.
 
-    python -m flows.pipeline [--stages world,prepare] [--arms sea,baseline] [--seeds 0,1,2] [overrides...]
+    python -m flows.pipeline [--stages world,prepare] [--arms sea,baseline] [--seeds 0,1,2]
+                             [--concurrency N] [overrides...]
 
 Data stages (world, backbones, prepare, label) run once; the per-arm stages (align, instruct,
 evaluate) run once per seed and arm; `report` compares the arms and the table is printed at the end.
 Tasks of GPU stages carry the tag `gpu`, so a work pool or a Prefect concurrency limit on that tag
-routes them. When `hardware.num_processes` > 1 a GPU stage runs under `accelerate launch`
-(`sea.runner.execute` starts it, for every runner). No Prefect server is needed (Prefect starts a
-temporary local one); point `PREFECT_API_URL` at a server to see runs in its UI. Caching belongs to
-DVC and to the stages' own config-hash check, so tasks use `NO_CACHE`; no retries (a failed stage is
-resumed from its checkpoints by running the flow again).
+routes them. `--concurrency N` runs up to N of the arms' stage runs at once, each in its own process
+(default: one per CUDA device; one at a time on the CPU, in the flow's process: `flows.stage_runs`);
+on the temporary server the flow sets the `gpu` limit to N. When `hardware.num_processes` > 1 a GPU
+stage runs under `accelerate launch` (`sea.runner.execute` starts it, for every runner). No Prefect
+server is needed (Prefect starts a temporary local one); point `PREFECT_API_URL` at a server to see
+runs in its UI, or run the flow as a deployment on a work pool (`prefect.yaml`, README). Caching
+belongs to DVC and to the stages' own config-hash check, so tasks use `NO_CACHE`; no retries (a failed
+stage is resumed from its checkpoints by running the flow again).
 """
 
 from __future__ import annotations
@@ -28,27 +32,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 # The temporary local server can take longer than Prefect's default 20 s to start on a busy machine.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
-from prefect import flow, task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect import flow  # noqa: E402
 
+from flows.stage_runs import default_concurrency, run_key, run_stages, set_gpu_limit  # noqa: E402, F401
 from sea import tracking  # noqa: E402
 from sea.config import ConfigError, compose, to_plain  # noqa: E402
 from sea.errors import SeaError  # noqa: E402
 from sea.eval.headline import headline_metrics  # noqa: E402
-from sea.runner import execute  # noqa: E402
-from sea.stages import STAGE_NAMES, get_stage  # noqa: E402
+from sea.stages import STAGE_NAMES  # noqa: E402
 from sea.stages.checks import check_config  # noqa: E402
-
-
-@task(cache_policy=NO_CACHE, retries=0, persist_result=False)
-def stage_task(name: str, cfg: dict, parent_run_id: str | None, arm: str | None = None) -> dict:
-    """Plain data in and out: a resolved config dict, a run id, an arm, a metrics dict."""
-    return execute(name, OmegaConf.create(cfg), parent_run_id, arm)
 
 
 def default_stages(cfg: DictConfig) -> list[str]:
@@ -63,11 +60,6 @@ def select_stages(cfg: DictConfig, stages: Sequence[str] | None) -> list[str]:
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; stages are: {', '.join(STAGE_NAMES)}")
     return [s for s in STAGE_NAMES if s in stages]
-
-
-def run_key(name: str, arm: str | None = None, seed: int | None = None) -> str:
-    """`prepare`, or for a training run `align/sea/seed0`: the keys of the flow's result."""
-    return name if arm is None else f"{name}/{arm}/seed{seed}"
 
 
 def comparison_overrides(
@@ -86,8 +78,11 @@ def checked_config(
     stages: Sequence[str] | None,
     arms: Sequence[str] | None,
     seeds: Sequence[int] | None,
+    concurrency: int | None = None,
 ) -> tuple[DictConfig, list[str]]:
     """The composed config and the selected stages, every value checked before any stage runs."""
+    if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
+        raise SeaError(f"--concurrency must be a positive integer, got {concurrency!r}")
     if arms is not None and not arms:
         raise SeaError("--arms is empty: name at least one arm")
     if seeds is not None and not seeds:
@@ -104,25 +99,15 @@ def sea_pipeline(
     stages: list[str] | None = None,
     arms: list[str] | None = None,
     seeds: list[int] | None = None,
+    concurrency: int | None = None,
 ) -> dict[str, dict]:
     """Run the selected stages (default: all that apply) in pipeline order, the per-arm stages for
-    every seed and arm; return the metrics per stage run (keys: `run_key`)."""
-    cfg, selected = checked_config(overrides, stages, arms, seeds)
+    every seed and arm, up to `concurrency` of those at once (default: `default_concurrency`); return
+    the metrics per stage run (keys: `run_key`)."""
+    cfg, selected = checked_config(overrides, stages, arms, seeds, concurrency)
     plain = to_plain(cfg)
-    results: dict[str, dict] = {}
     with forward_logs("sea"), tracking.pipeline_run(cfg, selected) as parent:
-        for name in selected:
-            spec = get_stage(name)
-            tags = list(spec.tags)
-            if not spec.per_arm:
-                results[name] = stage_task.with_options(name=name, tags=tags)(name, plain, parent.run_id)
-                continue
-            for seed in plain["seeds"]:
-                for arm in plain["arms"]:
-                    task_name = tracking.stage_run_name(name, {"arm": arm, "seed": seed})
-                    results[run_key(name, arm, seed)] = stage_task.with_options(name=task_name, tags=tags)(
-                        name, {**plain, "seed": int(seed)}, parent.run_id, arm
-                    )
+        results = run_stages(selected, plain, parent.run_id, concurrency or default_concurrency(cfg))
         report = Path(plain["paths"]["report"])
         if "report" in selected and report.is_dir():
             comparison = json.loads((report / "comparison.json").read_text(encoding="utf-8"))
@@ -175,10 +160,11 @@ def _die_with_parent() -> None:
 
 
 @contextmanager
-def temporary_server() -> Iterator[None]:
+def temporary_server(gpu_limit: int | None = None) -> Iterator[None]:
     """Prefect's temporary API server for this run, started here, from the main thread, as a child
-    that dies with this process even when it is killed with SIGKILL (Prefect's own would outlive it).
-    Nothing to do when `PREFECT_API_URL` names a server, or off Linux."""
+    that dies with this process even when it is killed with SIGKILL (Prefect's own would outlive it),
+    with a concurrency limit of `gpu_limit` on the `gpu` tag. Nothing to do when `PREFECT_API_URL`
+    names a server (its limits are its users'), or off Linux."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     if PREFECT_API_URL.value() or not sys.platform.startswith("linux"):
@@ -194,6 +180,8 @@ def temporary_server() -> Iterator[None]:
     try:
         with temporary_settings({PREFECT_API_URL: server.api_url}):
             try:
+                if gpu_limit:
+                    set_gpu_limit(gpu_limit)
                 yield
             finally:  # send the buffered logs and events while the server is still up
                 from prefect.events.worker import EventsWorker
@@ -203,6 +191,13 @@ def temporary_server() -> Iterator[None]:
                 EventsWorker.drain_all(timeout=10)
     finally:
         server.stop()
+
+
+def integer(option: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise SeaError(f"{option} takes integers, got {text!r}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -215,6 +210,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stages", help=f"comma-separated subset of: {','.join(STAGE_NAMES)}")
     parser.add_argument("--arms", help="comma-separated arms (default: the config's `arms`)")
     parser.add_argument("--seeds", help="comma-separated training seeds (default: the config's `seeds`)")
+    parser.add_argument(
+        "--concurrency",
+        metavar="N",
+        help="run up to N of the arms' stage runs at once, each in its own process "
+        "(default: one per CUDA device; 1 on the CPU: in order, in this process)",
+    )
     parser.add_argument("--json", action="store_true", help="print every stage run's metrics as JSON")
     parser.add_argument(
         "--serve",
@@ -227,21 +228,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     split = lambda v: [x for x in v.split(",") if x] if v is not None else None  # noqa: E731
     try:
-        seeds = [int(s) for s in split(args.seeds)] if args.seeds is not None else None
-        checked_config(args.overrides, split(args.stages), split(args.arms), seeds)
+        seeds = [integer("--seeds", s) for s in split(args.seeds)] if args.seeds is not None else None
+        concurrency = integer("--concurrency", args.concurrency) if args.concurrency is not None else None
+        cfg, _ = checked_config(args.overrides, split(args.stages), split(args.arms), seeds, concurrency)
     except (ConfigError, SeaError, ValueError) as err:
         print(f"python -m flows.pipeline: error: {err}", file=sys.stderr)
         return 2
-    with temporary_server():
+    concurrency = concurrency or default_concurrency(cfg)
+    with temporary_server(gpu_limit=concurrency):
         results = sea_pipeline(
-            overrides=args.overrides, stages=split(args.stages), arms=split(args.arms), seeds=seeds
+            overrides=args.overrides,
+            stages=split(args.stages),
+            arms=split(args.arms),
+            seeds=seeds,
+            concurrency=concurrency,
         )
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=True))
     if "report" in results:
         from sea.eval.render import read_report_table
 
-        report = Path(compose(comparison_overrides(args.overrides, split(args.arms), seeds)).paths.report)
+        report = Path(cfg.paths.report)
         print(f"\nSEA vs baseline ({report / 'report.md'}):\n\n{read_report_table(report)}")
     elif not args.json:
         print(json.dumps(results, indent=2, sort_keys=True))

@@ -34,7 +34,11 @@ DEFAULT_DOC = Path(__file__).resolve().parent.parent / "docs" / "embedded_study.
 
 
 def run_study(
-    overrides: Sequence[str], seeds: Sequence[int], sweep_seeds: Sequence[int], doc: Path
+    overrides: Sequence[str],
+    seeds: Sequence[int],
+    sweep_seeds: Sequence[int],
+    doc: Path,
+    concurrency: int | None = None,
 ) -> Path:
     from sea.eval.study import write_study_doc
 
@@ -42,13 +46,17 @@ def run_study(
     root = Path(compose(list(overrides)).paths.root)
     reports = {"comparison": root / "study" / "comparison", "dose": root / "study" / "dose"}
     sea_pipeline(
-        overrides=[*overrides, f"paths.report={reports['comparison']}"], arms=list(MAIN_ARMS), seeds=list(seeds)
+        overrides=[*overrides, f"paths.report={reports['comparison']}"],
+        arms=list(MAIN_ARMS),
+        seeds=list(seeds),
+        concurrency=concurrency,
     )
     sea_pipeline(
         overrides=[*overrides, f"paths.report={reports['dose']}"],
         stages=["align", "instruct", "evaluate", "report"],
         arms=list(SWEEP_ARMS),
         seeds=list(sweep_seeds),
+        concurrency=concurrency,
     )
     cfg = compose([*overrides, f"arms=[{','.join(SWEEP_ARMS)}]"])
     return write_study_doc(
@@ -70,12 +78,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0,1,2,3,4", help="training seeds of the main comparison")
     parser.add_argument("--sweep-seeds", default="0,1", help="training seeds of the label-precision sweep")
     parser.add_argument("--doc", type=Path, default=DEFAULT_DOC, help="where the study document goes")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="training runs at once, each in its own process (default: one per CUDA device; 1 on the CPU)",
+    )
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s]
     sweep = [int(s) for s in args.sweep_seeds.split(",") if s]
     if not seeds or not sweep:
         parser.error("--seeds and --sweep-seeds need at least one seed each")
-    path = run_study(args.overrides, seeds, sweep, args.doc)
+    if args.concurrency is not None and args.concurrency < 1:
+        parser.error("--concurrency must be a positive integer")
+    path = run_study(args.overrides, seeds, sweep, args.doc, args.concurrency)
     print(f"\nstudy written to {path}")
     return 0
 

@@ -36,8 +36,19 @@ def compose(overrides: Sequence[str] = (), conf_dir: str | Path = CONF_DIR) -> D
             cfg = hydra_compose(config_name="config", overrides=list(overrides))
         OmegaConf.resolve(cfg)
     except (HydraException, OmegaConfBaseException) as err:
-        raise ConfigError(f"cannot compose config with overrides {list(overrides)}: {err}") from err
+        raise ConfigError(
+            f"cannot compose config with overrides {list(overrides)}: {_one_line(err)}"
+        ) from err
     return cfg
+
+
+def _one_line(err: Exception) -> str:
+    """Hydra's message on one line: 'Could not find 'x/y' (available options in 'x': a, b)'."""
+    text = str(err).split("Config search path:")[0]
+    head, *rest = [line.strip() for line in text.splitlines() if line.strip()] or [type(err).__name__]
+    if rest and rest[0].startswith("Available options"):
+        return f"{head} ({rest[0].rstrip(':').lower()}: {', '.join(rest[1:])})"
+    return " ".join([head, *rest])
 
 
 def load_params(path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:

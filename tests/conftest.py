@@ -34,3 +34,12 @@ def tiny_cfg(tiny_overrides: list[str]):
     from sea.config import compose
 
     return compose(tiny_overrides)
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """A temporary Prefect API server (and database) for the tests that need one: ~20 s to start."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=300):  # a busy 2-core machine takes minutes
+        yield

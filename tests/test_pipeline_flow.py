@@ -15,14 +15,6 @@ from sea.stages import STAGE_NAMES, get_stage
 from sea.tracking import metric_key, registered_model_name, stage_run_name, tracking_uri
 
 
-@pytest.fixture(scope="module")
-def prefect_server():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
 def runs_by_kind(client: MlflowClient, experiment: str) -> tuple[list, list]:
     exp = client.get_experiment_by_name(experiment)
     runs = client.search_runs([exp.experiment_id])

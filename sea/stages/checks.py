@@ -11,14 +11,24 @@ from omegaconf import DictConfig
 from sea.config import select, select_or
 from sea.errors import SeaError
 
+ARM_SECTIONS = ("align.arm_overrides", "instruct.arm_overrides")
+
 
 def check_runs(cfg: DictConfig) -> None:
-    """`arms` and `seeds`: non-empty lists, arms unique names, seeds integers."""
+    """`arms` and `seeds`: non-empty lists, arms unique names declared by the training stages' arm
+    overrides (a typo must not train a default arm under a new name), seeds integers."""
     arms, seeds = select_or(cfg, "arms"), select_or(cfg, "seeds")
     if not isinstance(arms, list) or not arms:
         raise SeaError(f"arms must be a non-empty list of arm names, got {arms!r}")
     if len(set(map(str, arms))) != len(arms):
         raise SeaError(f"arms must be unique, got {arms}")
+    declared = {str(a) for key in ARM_SECTIONS for a in select_or(cfg, key, {})}
+    unknown = [str(a) for a in arms if declared and str(a) not in declared]
+    if unknown:
+        raise SeaError(
+            f"unknown arm(s) {unknown}; arms are: {', '.join(sorted(declared))} "
+            f"(an arm is declared in {' or '.join(f'{key}.<arm>' for key in ARM_SECTIONS)})"
+        )
     if not isinstance(seeds, list) or not seeds:
         raise SeaError(f"seeds must be a non-empty list of integers, got {seeds!r}")
     bad = [s for s in seeds if not isinstance(s, int) or isinstance(s, bool)]

@@ -91,6 +91,10 @@ def test_launch_command_follows_the_hardware_preset(stage_cfg, tmp_path: Path, m
     assert cmd[-6:] == ["sea", "align", "--params", str(tmp_path / "p.yaml"), "--arm", "sea"]
     assert needs_launcher(ddp, get_stage("align")) and not needs_launcher(ddp, get_stage("prepare"))
     assert not needs_launcher(stage_cfg(), get_stage("align")), "one process: in-process"
+    assert launch_command("align", stage_cfg(), tmp_path / "p.yaml", "sea") == [
+        sys.executable,
+        *("-m", "sea", "align", "--params", str(tmp_path / "p.yaml"), "--arm", "sea"),
+    ], "one process of its own (the flow's concurrent runs): python -m sea, no launcher"
     monkeypatch.setenv("SEA_LAUNCHED", "1")
     assert not needs_launcher(ddp, get_stage("align")), "a launched process never launches again"
 
