@@ -30,6 +30,8 @@ from sea.stages.base import Stage
 log = logging.getLogger(__name__)
 
 REPORT_PROBLEMS = 20
+# The `data` sections prepare reads (`data.world` reaches it only through the world's files).
+DATA_KEYS = ("source", "pretrain", "instruct", "eval_sets", "validation", "wordlist")
 # Datasets whose ids must be unique unless `data.validation.unique_ids` says otherwise.
 DEFAULT_UNIQUE_IDS = {"pretrain": True, "instruct": False, "eval": False}
 
@@ -129,7 +131,7 @@ def build(cfg: DictConfig, out: Path) -> dict:
     from sea.data.wordlist import build_wordlist_detailed
     from sea.utils.io import write_json, write_jsonl
 
-    data = select(cfg, "data")
+    data = {key: select_or(cfg, f"data.{key}") for key in DATA_KEYS}
     benchmarks = select_or(cfg, "eval.benchmarks", None)
     results = validate_all(data, None if benchmarks is None else list(benchmarks))
     metrics: dict[str, int | float] = {}
@@ -180,7 +182,7 @@ def build(cfg: DictConfig, out: Path) -> dict:
 STAGE = Stage(
     name="prepare",
     help="validate and index the datasets (LLaVA formats), build the word list",
-    params=("data", "eval.benchmarks"),
+    params=(*(f"data.{key}" for key in DATA_KEYS), "eval.benchmarks"),
     out="paths.prepared",
     build=build,
     deps=("data.pretrain.json", "data.instruct.json"),
