@@ -1,0 +1,81 @@
+"""Datasets and models go to the DVC remote and come back: in a temp copy of the repo, reproduce the
+data stages of the tiny experiment, `dvc push`, delete the outputs and the cache, `dvc pull`; the files
+are back bit for bit and `dvc status` is clean."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_dvc import copy_repo
+
+from sea.config import HEADER, compose, to_yaml
+from sea.stages import get_stage
+from sea.utils.io import sha256_file
+
+REPO = Path(__file__).resolve().parent.parent
+STAGES = ("world", "prepare")  # the cheap stages: a dataset and its prepared manifests
+
+
+def test_default_remote_is_a_local_folder_outside_the_repo():
+    config = configparser.ConfigParser()
+    config.read(REPO / ".dvc" / "config")
+    remote = config["core"]["remote"]
+    url = config[f'remote "{remote}"']["url"]
+    assert "://" not in url, f"the default remote {remote} is a local folder, not {url}"
+    path = Path(url).expanduser()
+    assert path.is_absolute() and not path.resolve().is_relative_to(REPO.resolve()), url
+
+
+def digests(repo: Path, cfg) -> dict[str, str]:
+    """sha256 of every file of the stages' outputs (their folders and metrics files)."""
+    files = []
+    for name in STAGES:
+        stage = get_stage(name)
+        files += [p for p in (repo / stage.out_dir(cfg)).rglob("*") if p.is_file()]
+        files.append(repo / stage.metrics_file(cfg))
+    return {str(p.relative_to(repo)): sha256_file(p) for p in sorted(files)}
+
+
+@pytest.mark.slow
+def test_push_then_pull_into_an_empty_workspace_restores_every_output(tmp_path: Path):
+    repo = tmp_path / "repo"
+    copy_repo(repo)
+    (repo / "dvc.lock").unlink(missing_ok=True)  # the default pipeline's; this repo runs the tiny one
+    cfg = compose(["experiment=tiny", "tracking=none"])
+    (repo / "params.yaml").write_text(HEADER + to_yaml(cfg))
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+    }
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], [*git, "commit", "-qm", "init"]):
+        subprocess.run(cmd, cwd=repo, check=True, env=env)
+
+    def dvc(*args: str) -> str:
+        done = subprocess.run(["dvc", *args], cwd=repo, capture_output=True, text=True, env=env)
+        assert done.returncode == 0, f"dvc {' '.join(args)}:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+        return done.stdout
+
+    remote = tmp_path / "remote"
+    dvc("remote", "modify", "--local", "local", "url", str(remote))  # as a user points it elsewhere
+    dvc("repro", *STAGES)
+    before = digests(repo, cfg)
+    assert len(before) > 10, before
+
+    pushed = dvc("push")
+    assert "pushed" in pushed and any(remote.rglob("*")), pushed
+
+    shutil.rmtree(repo / cfg.paths.root)
+    shutil.rmtree(repo / ".dvc" / "cache")
+    assert "deleted" in dvc("status", *STAGES)
+
+    dvc("pull")
+    assert digests(repo, cfg) == before, "dvc pull restores every output bit for bit"
+    assert "Data and pipelines are up to date." in dvc("status", *STAGES)
