@@ -107,13 +107,17 @@ def test_each_stage_reads_exactly_its_params(tmp_path: Path, monkeypatch: pytest
     assert not problems, "\n".join(problems)
 
 
-def test_recorder_sees_attribute_select_and_whole_section_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_recorder_sees_attribute_select_and_whole_section_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     """The recorder itself, on a demo stage: what each way of reading the config records."""
     from omegaconf import OmegaConf
 
     from sea.config import select, select_or
 
-    cfg = OmegaConf.create({"a": {"b": 1, "c": {"d": [1, 2], "e": 3}}, "f": 4, "paths": {"out": str(tmp_path)}})
+    cfg = OmegaConf.create(
+        {"a": {"b": 1, "c": {"d": [1, 2], "e": 3}}, "f": 4, "paths": {"out": str(tmp_path)}}
+    )
 
     def build(cfg: DictConfig, out: Path) -> dict:
         return {"x": cfg.f + select(cfg, "a.b") + len(select(cfg, "a.c")["d"]) + select_or(cfg, "g", 0)}

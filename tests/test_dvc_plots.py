@@ -20,9 +20,14 @@ PLOTS = yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]
 
 def curves_csv(path: Path) -> None:
     """A small align_curves.csv with every column dvc.yaml plots."""
-    columns = sorted({c for plot in PLOTS for spec in plot.values() for cols in spec["y"].values() for c in cols})
+    columns = sorted(
+        {c for plot in PLOTS for spec in plot.values() for cols in spec["y"].values() for c in cols}
+    )
     rows = [",".join(["step", *columns])]
-    rows += [",".join([str(step), *(f"{1.0 / step + i * 0.1:.4f}" for i in range(len(columns)))]) for step in range(1, 11)]
+    rows += [
+        ",".join([str(step), *(f"{1.0 / step + i * 0.1:.4f}" for i in range(len(columns)))])
+        for step in range(1, 11)
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(rows) + "\n")
 
