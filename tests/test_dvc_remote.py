@@ -4,7 +4,6 @@ are back bit for bit and `dvc status` is clean."""
 
 from __future__ import annotations
 
-import configparser
 import os
 import shutil
 import subprocess
@@ -23,10 +22,11 @@ STAGES = ("world", "prepare")  # the cheap stages: a dataset and its prepared ma
 
 
 def test_default_remote_is_a_local_folder_outside_the_repo():
-    config = configparser.ConfigParser()
-    config.read(REPO / ".dvc" / "config")
+    from dvc.config import Config
+
+    config = Config(dvc_dir=str(REPO / ".dvc"), validate=False).load_one("repo")
     remote = config["core"]["remote"]
-    url = config[f'remote "{remote}"']["url"]
+    url = config["remote"][remote]["url"]
     assert "://" not in url, f"the default remote {remote} is a local folder, not {url}"
     path = Path(url).expanduser()
     assert path.is_absolute() and not path.resolve().is_relative_to(REPO.resolve()), url
