@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -117,25 +118,38 @@ def stage_runs(cfg) -> list[tuple[str, str, str | None]]:
     return out
 
 
-@pytest.mark.slow
-def test_dvc_repro_runs_every_stage_then_nothing(tmp_path: Path):
-    repo = tmp_path / "repo"
-    copy_repo(repo)
-    cfg = compose(["experiment=tiny"])
-    (repo / "params.yaml").write_text(HEADER + to_yaml(cfg))
-    env = {
+def dvc_env() -> dict[str, str]:
+    """The environment of a `dvc` command: this venv's executables first, no analytics."""
+    return {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "DVC_NO_ANALYTICS": "1",
     }
+
+
+def temp_repo(repo: Path, cfg) -> Callable[..., subprocess.CompletedProcess]:
+    """A git repo at `repo` with this repo's files and `cfg` as params.yaml (committed); returns a
+    runner of `dvc` commands there that fails the test on a non-zero exit."""
+    copy_repo(repo)
+    (repo / "params.yaml").write_text(HEADER + to_yaml(cfg))
+    env = dvc_env()
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], [*git, "commit", "-qm", "init"]):
         subprocess.run(cmd, cwd=repo, check=True, env=env)
 
     def dvc(*args: str) -> subprocess.CompletedProcess:
         done = subprocess.run(["dvc", *args], cwd=repo, capture_output=True, text=True, env=env)
-        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+        assert done.returncode == 0, f"dvc {' '.join(args)}:\n{done.stdout[-4000:]}{done.stderr[-4000:]}"
         return done
+
+    return dvc
+
+
+@pytest.mark.slow
+def test_dvc_repro_runs_every_stage_then_nothing(tmp_path: Path):
+    repo = tmp_path / "repo"
+    cfg = compose(["experiment=tiny"])
+    dvc = temp_repo(repo, cfg)
 
     first = dvc("repro")
     for dvc_name, name, arm in stage_runs(cfg):

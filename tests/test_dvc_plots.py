@@ -4,15 +4,14 @@ of dvc.yaml gets a div that vega-embed can find."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from test_dvc import dvc_env
 
 REPO = Path(__file__).resolve().parent.parent
 PLOTS = yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]
@@ -30,14 +29,6 @@ def curves_csv(path: Path) -> None:
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(rows) + "\n")
-
-
-def dvc_env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "DVC_NO_ANALYTICS": "1",
-    }
 
 
 @pytest.fixture(scope="module")

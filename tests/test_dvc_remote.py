@@ -4,16 +4,13 @@ are back bit for bit and `dvc status` is clean."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from test_dvc import copy_repo
+from test_dvc import temp_repo
 
-from sea.config import HEADER, compose, to_yaml
+from sea.config import compose
 from sea.stages import get_stage
 from sea.utils.io import sha256_file
 
@@ -45,37 +42,21 @@ def digests(repo: Path, cfg) -> dict[str, str]:
 @pytest.mark.slow
 def test_push_then_pull_into_an_empty_workspace_restores_every_output(tmp_path: Path):
     repo = tmp_path / "repo"
-    copy_repo(repo)
-    (repo / "dvc.lock").unlink(missing_ok=True)  # the default pipeline's; this repo runs the tiny one
     cfg = compose(["experiment=tiny", "tracking=none"])
-    (repo / "params.yaml").write_text(HEADER + to_yaml(cfg))
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "DVC_NO_ANALYTICS": "1",
-    }
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], [*git, "commit", "-qm", "init"]):
-        subprocess.run(cmd, cwd=repo, check=True, env=env)
-
-    def dvc(*args: str) -> str:
-        done = subprocess.run(["dvc", *args], cwd=repo, capture_output=True, text=True, env=env)
-        assert done.returncode == 0, f"dvc {' '.join(args)}:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
-        return done.stdout
-
+    dvc = temp_repo(repo, cfg)  # with the default pipeline's dvc.lock: push and pull name their stages
     remote = tmp_path / "remote"
     dvc("remote", "modify", "--local", "local", "url", str(remote))  # as a user points it elsewhere
     dvc("repro", *STAGES)
     before = digests(repo, cfg)
     assert len(before) > 10, before
 
-    pushed = dvc("push")
+    pushed = dvc("push", *STAGES).stdout
     assert "pushed" in pushed and any(remote.rglob("*")), pushed
 
     shutil.rmtree(repo / cfg.paths.root)
     shutil.rmtree(repo / ".dvc" / "cache")
-    assert "deleted" in dvc("status", *STAGES)
+    assert "deleted" in dvc("status", *STAGES).stdout
 
-    dvc("pull")
+    dvc("pull", *STAGES)
     assert digests(repo, cfg) == before, "dvc pull restores every output bit for bit"
-    assert "Data and pipelines are up to date." in dvc("status", *STAGES)
+    assert "Data and pipelines are up to date." in dvc("status", *STAGES).stdout
