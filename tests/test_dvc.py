@@ -74,6 +74,11 @@ def test_dvc_dag_order_matches_the_registry():
 NOT_CODE_DEPS = ("sea/__init__.py", "sea/stages/__init__.py")
 
 
+def holds_code(file: str) -> bool:
+    """Not one of NOT_CODE_DEPS nor empty (an empty package marker: DVC warns about an empty dep)."""
+    return file not in NOT_CODE_DEPS and (REPO / file).stat().st_size > 0
+
+
 def test_dvc_code_deps_cover_each_stage_imports():
     """Each stage's code deps cover every `sea` file its module imports, directly or not (also the
     imports inside functions), so `dvc repro` reruns a stage when code it runs changes, and no more."""
@@ -81,9 +86,7 @@ def test_dvc_code_deps_cover_each_stage_imports():
         deps = [d.rstrip("/") for d in spec["deps"] if d.startswith("sea")]
         files = sorted(source_file(m) for m in closure(f"sea.stages.{name}"))
         missing = [
-            f
-            for f in files
-            if f not in NOT_CODE_DEPS and not any(f == d or f.startswith(d + "/") for d in deps)
+            f for f in files if holds_code(f) and not any(f == d or f.startswith(d + "/") for d in deps)
         ]
         assert not missing, f"dvc.yaml stage {name}: deps leave out {missing}"
         unused = [d for d in deps if not any(f == d or f.startswith(d + "/") for f in files)]
@@ -91,6 +94,8 @@ def test_dvc_code_deps_cover_each_stage_imports():
         assert all((REPO / d).exists() for d in deps), (
             f"dvc.yaml stage {name}: a dep in {deps} does not exist"
         )
+        empty = [d for d in deps if (REPO / d).is_file() and not holds_code(d)]
+        assert not empty, f"dvc.yaml stage {name}: deps {empty} are empty (DVC warns on every run)"
 
 
 def copy_repo(dst: Path) -> None:
