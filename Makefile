@@ -58,8 +58,9 @@ lock: $(STAMP)
 	$(PY) -m pip freeze --exclude-editable | grep -v '^sea-pipeline' > $(CONSTRAINTS).new
 	(head -n 3 $(CONSTRAINTS); cat $(CONSTRAINTS).new) > $(CONSTRAINTS).tmp && mv $(CONSTRAINTS).tmp $(CONSTRAINTS) && rm $(CONSTRAINTS).new
 
-## Record dvc.lock again after a code or config change: params.yaml from conf/, then `dvc repro` runs the
-## stages whose code, params or inputs changed (finished outputs are skipped in seconds). Commit dvc.lock.
+## Record dvc.lock again after a code or config change: params.yaml from conf/, then `dvc repro` reruns the
+## stages whose code, params or inputs changed, and those after them (the default pipeline: about 10 min on
+## two idle cores when every stage reruns). Commit dvc.lock.
 lock-dvc: params
 	dvc repro
 
