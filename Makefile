@@ -59,8 +59,8 @@ lock: $(STAMP)
 	(head -n 3 $(CONSTRAINTS); cat $(CONSTRAINTS).new) > $(CONSTRAINTS).tmp && mv $(CONSTRAINTS).tmp $(CONSTRAINTS) && rm $(CONSTRAINTS).new
 
 ## Record dvc.lock again after a code or config change: params.yaml from conf/, then `dvc repro` reruns the
-## stages whose code, params or inputs changed, and those after them (the default pipeline: about 10 min on
-## two idle cores when every stage reruns). Commit dvc.lock.
+## stages whose code, params or inputs changed, and those after them (every stage: 44 min measured on the
+## shared, busy two cores). Commit dvc.lock.
 lock-dvc: params
 	dvc repro
 
