@@ -593,6 +593,7 @@ def make_cfg(root: Path, out: Path):
                     "keep": [],
                     "allow": [],
                     "block": [],
+                    "lemmatize": False,
                 },
             },
         }

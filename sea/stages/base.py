@@ -23,6 +23,10 @@ from sea.utils.lock import exclusive
 
 log = logging.getLogger(__name__)
 
+# Config sections every stage may read that are not params: where things are, where runs are tracked,
+# the machine it runs on. A per-arm stage also reads `seed` and `arms`: its instance (`Stage.instance`).
+RUNTIME_KEYS = ("paths", "tracking", "hardware", "run_name")
+
 
 def lock_path(final: Path) -> Path:
     """The lock file of a stage run's output folder (and its checkpoints): `.<name>.lock` beside it."""
@@ -45,7 +49,10 @@ class Stage:
     returns the metrics; `run(cfg)` wraps it with the skip check and the atomic rename.
 
     `params` are the dotted config keys the stage depends on (the `params:` of its `dvc.yaml`
-    stage); `deps` the keys of input paths; `out` the key of its output folder.
+    stage): every key its code reads, except input paths (`deps`, the keys of input paths), its
+    output folder (`out`), the settings of the run rather than of the result (`RUNTIME_KEYS`) and
+    the stage's own such keys (`runtime`: progress bars, caches, checkpoints, devices). A change in
+    a `runtime` key neither reruns the stage under `dvc repro` nor changes its config hash.
 
     A `per_arm` stage (the training and evaluation stages) runs once per training run: one arm of
     `arms` at the config's `seed`. It builds with `build(cfg, out, arm)` into
@@ -59,6 +66,7 @@ class Stage:
     out: str
     build: Callable[..., dict]
     deps: tuple[str, ...] = ()
+    runtime: tuple[str, ...] = ()
     # Prefect task tags, e.g. ("gpu",) so a work pool or concurrency limit can route the stage.
     tags: tuple[str, ...] = ()
     per_arm: bool = False

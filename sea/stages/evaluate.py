@@ -245,7 +245,27 @@ def build(cfg: DictConfig, out: Path, arm: str) -> dict:
 STAGE = Stage(
     name="evaluate",
     help="LLaVA-1.5 benchmarks in LLaVA's formats, scored like LLaVA's scripts, and alignment diagnostics",
-    params=("eval", "data.eval_sets", "model"),
+    params=(
+        "eval.benchmarks",
+        "eval.batch_size",
+        "eval.max_new_tokens",
+        "eval.template",
+        "eval.image_aspect_ratio",
+        "eval.dtype",
+        "eval.sort_by_length",
+        "eval.allow_missing",
+        "eval.registry",
+        "eval.diagnostics",
+        "eval.probe.enabled",
+        "eval.probe.max_images",
+        "eval.probe.max_new_tokens",
+        "data.eval_sets",
+        "model",
+        "align.image_aspect_ratio",  # the stage-1 probe preprocesses images as align did
+        "align.sea.word_prefix",
+        "align.sea.tokenize",
+    ),
+    runtime=("eval.device", "eval.shard_dir"),
     out="paths.evaluate",
     build=build,
     deps=(

@@ -292,10 +292,34 @@ def write_agreement(qdir: Path, check: dict[str, Any]) -> None:
     (qdir / "agreement.md").write_text(text, encoding="utf-8")
 
 
+# `label` keys that shape the labels and the quality report (params), and those that only set how
+# the work is batched, cached and shown.
+LABEL_RUNTIME_KEYS = ("progress", "text_cache_dir", "batch_size", "text_batch_size", "chunk_elems")
+LABEL_KEYS = (
+    "top_n",
+    "min_score",
+    "feature",
+    "sign",
+    "prompt",
+    "background",
+    "shard_size",
+    "max_images",
+    "teacher",
+    "agreement",
+    "guard",
+    "quality",
+)
+
 STAGE = Stage(
     name="label",
     help="CLIP token labeling: top-n words per patch of the pretraining images, label-quality report",
-    params=("seed", "label", "model.vision"),
+    params=(
+        *(f"label.{key}" for key in LABEL_KEYS),
+        "model.vision",
+        "data.pretrain.json",
+        "data.pretrain.image_folder",
+    ),
+    runtime=tuple(f"label.{key}" for key in LABEL_RUNTIME_KEYS),
     out="paths.labels",
     build=build,
     deps=("paths.prepared", "paths.backbones"),

@@ -31,6 +31,8 @@ from sea.utils.settings import require, settings_from
 log = logging.getLogger(__name__)
 
 REPORT_PROBLEMS = 20
+# The `data` sections prepare reads (`data.world` reaches it only through the world's files).
+DATA_KEYS = ("source", "pretrain", "instruct", "eval_sets", "validation", "wordlist")
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,7 @@ def build(cfg: DictConfig, out: Path) -> dict:
     from sea.data.wordlist import build_wordlist_detailed
     from sea.utils.io import write_json, write_jsonl
 
-    data = select(cfg, "data")
+    data = {key: select(cfg, f"data.{key}") for key in DATA_KEYS}
     results = validate_all(data, list(select(cfg, "eval.benchmarks")))
     metrics: dict[str, int | float] = {}
     report: dict[str, Any] = {"validation": _validation_options(data), "datasets": {}}
@@ -207,7 +209,7 @@ def build(cfg: DictConfig, out: Path) -> dict:
 STAGE = Stage(
     name="prepare",
     help="validate and index the datasets (LLaVA formats), build the word list",
-    params=("data", "eval.benchmarks"),
+    params=(*(f"data.{key}" for key in DATA_KEYS), "eval.benchmarks"),
     out="paths.prepared",
     build=build,
     deps=("data.pretrain.json", "data.instruct.json"),
