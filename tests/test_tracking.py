@@ -86,3 +86,47 @@ def test_a_stage_run_records_what_it_read_as_datasets(tiny_cfg):
     assert set(inputs) == {"pretrain.json", "instruct.json"}
     assert all(len(d.digest) == 16 and d.source_type == "local" for d in inputs.values())
     assert str(Path(tiny_cfg.paths.world).resolve() / "pretrain.json") in inputs["pretrain.json"].source
+
+
+def test_runs_carry_the_tags_mlflow_start_run_sets(tmp_path: Path):
+    """Our client-made runs get the same `mlflow.*` tags as a nested run from MLflow's fluent API (source,
+    git commit and branch of the entry script, user, parent), so run pages and nesting show the same."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    probe = subprocess.run(
+        [sys.executable, str(repo / "tests" / "fixtures" / "lineage_probe.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,  # the entry script, not the working directory, decides the git context
+        env={**os.environ, "PYTHONPATH": str(repo)},
+    )
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    tags = json.loads(probe.stdout.strip().splitlines()[-1])
+
+    def mlflow_tags(run_tags: dict) -> dict:
+        return {k: v for k, v in run_tags.items() if k.startswith("mlflow.") and k != "mlflow.runName"}
+
+    assert mlflow_tags(tags["ours"]) == mlflow_tags(tags["fluent"])
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=repo).stdout.strip()
+    assert tags["ours"]["mlflow.source.git.commit"] == head
+    assert tags["ours"]["mlflow.source.name"] == str(repo / "tests" / "fixtures" / "lineage_probe.py")
+    assert {"mlflow.parentRunId", "mlflow.user", "mlflow.source.type"} <= set(tags["ours"])
+
+
+def test_a_result_that_ends_a_curve_is_logged_once(tiny_cfg):
+    """One series per quantity: a stage result that is the last point of a per-step curve (`loss` of
+    `train/loss`) stays in the curve; results without a curve are single values."""
+    with tracking.stage_run(tiny_cfg, "align", {}) as tracker:
+        for step, loss in enumerate([3.0, 2.0, 1.5], start=1):
+            tracker.log_metrics({"loss": loss, "sea/acc": 0.5}, step=step)  # prefix-free: its own curve
+            tracker.log_metrics({"train/lr": 0.1 * step}, step=step)
+        tracker.log_results({"loss": 1.5, "lr": 0.3, "sea/acc": 0.5, "steps": 3, "final_logit_scale": 14.0})
+    client, run = only_run(tracking.tracking_uri(tiny_cfg), tiny_cfg.tracking.experiment)
+    assert set(run.data.metrics) == {"loss", "sea/acc", "train/lr", "steps", "final_logit_scale"}
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "loss")] == [3.0, 2.0, 1.5]
+    assert len(client.get_metric_history(run.info.run_id, "train/lr")) == 3
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "steps")] == [0]
