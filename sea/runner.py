@@ -29,6 +29,22 @@ def model_tags(cfg: DictConfig, stage: Stage, arm: str, metrics: dict) -> dict:
     } | metrics
 
 
+def log_stage_model(
+    tracker: tracking.Tracker, cfg: DictConfig, stage: Stage, arm: str, metrics: dict
+) -> None:
+    """Log the stage's output as an MLflow model of its run, registered as `<run_name>-<stage>-<arm>`."""
+    name = tracking.registered_model_name(cfg, stage.name, arm)
+    start = time.perf_counter()
+    version = stage.log_model(tracker, stage.out_dir(cfg, arm), name, model_tags(cfg, stage, arm, metrics))
+    log.info(
+        "%s: logged as MLflow model models:/%s/%s in %.1f s",
+        stage.name,
+        name,
+        version,
+        time.perf_counter() - start,
+    )
+
+
 def scored_model(
     tracker: tracking.Tracker, cfg: DictConfig, stage: Stage, arm: str, metrics: dict
 ) -> str | None:
@@ -80,8 +96,7 @@ def execute(name: str, cfg: DictConfig, parent_run_id: str | None = None, arm: s
             tracker.set_tags({"sea.skipped": str(skipped).lower()})
             tracker.log_inputs({str(p): input_fingerprint(p) for p in stage.dep_paths(cfg, arm)})
             if models and stage.log_model:
-                name = tracking.registered_model_name(cfg, stage.name, arm)
-                stage.log_model(tracker, stage.out_dir(cfg, arm), name, model_tags(cfg, stage, arm, metrics))
+                log_stage_model(tracker, cfg, stage, arm, metrics)
         except Exception as err:
             log.warning("%s: tracking failed after the stage finished (%s)", name, tracking.one_line(err))
     log.info("%s: %s in %.1f s -> %s", tracker.run_name, "skipped" if skipped else "done", seconds, path)

@@ -111,7 +111,9 @@ def test_runs_carry_the_tags_mlflow_start_run_sets(tmp_path: Path):
         return {k: v for k, v in run_tags.items() if k.startswith("mlflow.") and k != "mlflow.runName"}
 
     assert mlflow_tags(tags["ours"]) == mlflow_tags(tags["fluent"])
-    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=repo).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=repo
+    ).stdout.strip()
     assert tags["ours"]["mlflow.source.git.commit"] == head
     assert tags["ours"]["mlflow.source.name"] == str(repo / "tests" / "fixtures" / "lineage_probe.py")
     assert {"mlflow.parentRunId", "mlflow.user", "mlflow.source.type"} <= set(tags["ours"])

@@ -211,7 +211,8 @@ def log_model(tracker: Tracker, out: Path, name: str, tags: Mapping[str, Any]) -
         in_dim, _ = adapter_dims(adapter)
     except SeaError:
         return tracker.log_files_model(out, name, tags)
-    example = np.random.default_rng(0).standard_normal((1, 4, in_dim)).astype(np.float32)
+    # batch and token axes above 1, so that MLflow's torch.export keeps them free
+    example = np.random.default_rng(0).standard_normal((2, 4, in_dim)).astype(np.float32)
     return tracker.log_torch_model(adapter, name, example, tags, extra_files=[out / ADAPTER_FILE])
 
 

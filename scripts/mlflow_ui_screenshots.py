@@ -1,0 +1,201 @@
+"""Screenshots of the MLflow UI over a pipeline's store, taken with headless Chromium (Debian's
+`chromium` package) driven through its DevTools protocol: what README's MLflow click path shows.
+
+    python -m flows.pipeline experiment=tiny paths.root=/tmp/sea-ui          # a store to look at
+    .venv/bin/python scripts/mlflow_ui_screenshots.py /tmp/sea-ui/mlflow docs/mlflow_ui
+
+Starts `mlflow ui` on the store's SQLite database (a free port on 127.0.0.1) and Chromium, opens the
+pages a user clicks through, and writes one PNG per page to OUT: the experiment's runs (parent run
+expanded to its stage runs), the compare view of the two arms' `align` runs, a stage run's page, the
+experiment's Models tab (logged models), a logged model's page, the model registry and a version.
+Needs no network. Exit status 1 with a one-line error when a page does not show what it should.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from websockets.sync.client import connect
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, seconds: float) -> str:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return r.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"mlflow_ui_screenshots: {url} did not answer within {seconds:.0f} s"
+                ) from None
+            time.sleep(1)
+
+
+class Browser:
+    """One Chromium tab, driven through the DevTools protocol."""
+
+    def __init__(self, chromium: str, width: int, height: int) -> None:
+        self.profile = tempfile.mkdtemp(prefix="sea-chromium-")
+        port = free_port()
+        self.proc = subprocess.Popen(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+             f"--remote-debugging-port={port}", f"--user-data-dir={self.profile}",
+             f"--window-size={width},{height}", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        pages = json.loads(wait_http(f"http://127.0.0.1:{port}/json/list", 60))
+        page = next(p for p in pages if p["type"] == "page")
+        self.ws = connect(page["webSocketDebuggerUrl"], max_size=None)
+        self.next_id = 0
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+
+    def call(self, method: str, **params: object) -> dict:
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            reply = json.loads(self.ws.recv())
+            if reply.get("id") == self.next_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply["result"]
+
+    def js(self, expression: str) -> object:
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        return result["result"].get("value")
+
+    def open(self, url: str, shows: str, seconds: float = 90) -> None:
+        """Go to `url` and wait until the page's text contains `shows`."""
+        self.call("Page.navigate", url=url)
+        self.wait_text(shows, seconds, url)
+
+    def wait_text(self, text: str, seconds: float, where: str) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.js(f"document.body && document.body.innerText.includes({json.dumps(text)})"):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"mlflow_ui_screenshots: {where} never showed {text!r}")
+            time.sleep(0.5)
+        time.sleep(2)  # charts and tables finish drawing
+
+    def click(self, selector: str, where: str, seconds: float = 10, required: bool = True) -> None:
+        """Click the first element matching `selector` once there is one."""
+        deadline = time.monotonic() + seconds
+        while not self.js(f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
+                          " if (!e) return false; e.click(); return true; })()"):  # fmt: skip
+            if time.monotonic() > deadline:
+                if required:
+                    raise SystemExit(f"mlflow_ui_screenshots: {where}: nothing matches {selector!r}")
+                return
+            time.sleep(0.5)
+
+    def screenshot(self, path: Path) -> None:
+        data = self.call("Page.captureScreenshot", format="png")["data"]
+        path.write_bytes(base64.b64decode(data))
+        print(f"wrote {path}")
+
+    def close(self) -> None:
+        self.ws.close()
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("store", type=Path, help="the pipeline's tracking.store (holds mlflow.db)")
+    parser.add_argument("out", type=Path, help="folder for the PNGs")
+    parser.add_argument("--experiment", default="sea")
+    parser.add_argument("--size", default="1600x1000", help="window WIDTHxHEIGHT")
+    parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
+    args = parser.parse_args()
+    db = args.store.resolve() / "mlflow.db"
+    if not db.is_file():
+        print(f"mlflow_ui_screenshots: no MLflow store at {db}", file=sys.stderr)
+        return 1
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{db}"
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(args.experiment)
+    if experiment is None:
+        print(f"mlflow_ui_screenshots: no experiment {args.experiment!r} in {db}", file=sys.stderr)
+        return 1
+    eid = experiment.experiment_id
+    runs = client.search_runs([eid], order_by=["attributes.start_time DESC"])
+    parent = next(r for r in runs if r.data.tags.get("sea.kind") == "pipeline")
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    aligns = [r for r in children if r.data.tags.get("sea.stage") == "align"]
+    instruct = next(r for r in children if r.data.tags.get("sea.stage") == "instruct")
+    versions = client.search_model_versions(f"run_id='{instruct.info.run_id}'")
+    args.out.mkdir(parents=True, exist_ok=True)
+    width, height = (int(v) for v in args.size.split("x"))
+
+    port = free_port()
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    browser = None
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/health", 180)
+        browser = Browser(args.chromium, width, height)
+        ml = "workflowType=machine_learning"  # the "Model training" switch at the top of the side bar
+        browser.open(f"{base}/#/experiments/{eid}?{ml}", parent.info.run_name)
+        browser.click('button[aria-label="Close"]', "the assistant panel", required=False)  # more room
+        browser.click('button[data-component-id*="runnamecellrenderer"]', "the parent run's expander")
+        browser.wait_text(aligns[0].info.run_name, 30, "expanded parent run")
+        browser.screenshot(args.out / "1_experiment_runs.png")
+
+        ids = json.dumps([r.info.run_id for r in aligns])
+        browser.open(f"{base}/#/compare-runs?runs={ids}&experiments={json.dumps([eid])}", "Parameters")
+        browser.screenshot(args.out / "2_compare_align_runs.png")
+
+        browser.open(f"{base}/#/experiments/{eid}/runs/{instruct.info.run_id}?{ml}", instruct.info.run_name)
+        browser.screenshot(args.out / "3_stage_run.png")
+
+        browser.open(f"{base}/#/experiments/{eid}/models?{ml}", "llava")
+        browser.screenshot(args.out / "4_models_tab.png")
+
+        if versions:
+            version = versions[0]
+            browser.open(f"{base}/#/experiments/{eid}/models/{version.model_id}?{ml}", "llava")
+            browser.screenshot(args.out / "5_logged_model.png")
+            browser.open(f"{base}/#/models", version.name)
+            browser.screenshot(args.out / "6_registry.png")
+            browser.open(f"{base}/#/models/{version.name}/versions/{version.version}", version.name)
+            browser.screenshot(args.out / "7_registry_version.png")
+    finally:
+        if browser is not None:
+            browser.close()
+        ui.terminate()
+        ui.wait(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
