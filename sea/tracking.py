@@ -306,15 +306,12 @@ class MlflowTracker(Tracker):
     ) -> str:
         """`Model.log` for this run, in the run's experiment and store (MLflow would take the active
         ones), registered as a new version of `name` tagged with `tags`; the version number."""
-        import mlflow
         from mlflow.models import Model
 
         logged = self.client.create_logged_model(
             self.experiment_id(), model_name, source_run_id=self.run_id, tags=_tag_values(tags)
         )
-        previous = mlflow.get_tracking_uri()
-        mlflow.set_tracking_uri(self.client.tracking_uri)
-        try:
+        with _fluent_tracking_uri(self.client.tracking_uri):
             info = Model.log(
                 None,  # artifact_path: superseded by `name`
                 flavor,
@@ -324,8 +321,6 @@ class MlflowTracker(Tracker):
                 registered_model_name=name,
                 **kwargs,
             )
-        finally:
-            mlflow.set_tracking_uri(previous)
         version = str(info.registered_model_version)
         for key, value in _tag_values(tags).items():
             self.client.set_model_version_tag(name, version, key, value)
@@ -359,6 +354,24 @@ class MlflowTracker(Tracker):
         for key, value in _tag_values(scores).items():
             self.client.set_model_version_tag(name, newest.version, key, value)
         return newest.model_id
+
+
+@contextmanager
+def _fluent_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's global tracking URI set to `uri` inside the block (`Model.log` takes no store), and after
+    it exactly as before, `MLFLOW_TRACKING_URI` included: restoring `mlflow.get_tracking_uri()` would
+    pin its default (`sqlite:///mlflow.db` in the working directory) for every later stage."""
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        with _use_tracking_uri(uri):
+            yield
+    finally:
+        if env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = env
 
 
 LLAVA_MODEL_NAME = "llava"

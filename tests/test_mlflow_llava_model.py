@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +48,11 @@ def test_logged_llava_model_answers_like_ours(tmp_path: Path, mlflow_uri: str) -
     experiment = client.create_experiment("t", artifact_location=(tmp_path / "artifacts").as_uri())
     run = client.create_run(experiment)
     tracker = MlflowTracker(client, run.info.run_id)
+    uri_before, env_before = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
     version = tracker.log_llava_model(tmp_path / "hf", "sea-instruct-sea", example, {"sea.seed": 0})
     assert version == "1"
+    # MLflow's global store is left as it was (a pinned default would catch every later stage's runs)
+    assert (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")) == (uri_before, env_before)
 
     # a LoggedModel of the run, with a signature; the registry version points at it
     (logged,) = client.search_logged_models(experiment_ids=[experiment])
