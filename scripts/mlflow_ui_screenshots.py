@@ -156,9 +156,11 @@ def main() -> int:
 
     port = free_port()
     ui = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port"]
+        + [str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     browser = None
     try:
         base = f"http://127.0.0.1:{port}"
@@ -172,22 +174,22 @@ def main() -> int:
         browser.screenshot(args.out / "1_experiment_runs.png")
 
         ids = json.dumps([r.info.run_id for r in aligns])
-        browser.open(f"{base}/#/compare-runs?runs={ids}&experiments={json.dumps([eid])}", "Parameters")
+        browser.open(f"{base}/#/compare-runs?runs={ids}&experiments={json.dumps([eid])}", "lambda")
         browser.screenshot(args.out / "2_compare_align_runs.png")
 
-        browser.open(f"{base}/#/experiments/{eid}/runs/{instruct.info.run_id}?{ml}", instruct.info.run_name)
+        browser.open(f"{base}/#/experiments/{eid}/runs/{instruct.info.run_id}?{ml}", "Logged models")
         browser.screenshot(args.out / "3_stage_run.png")
 
-        browser.open(f"{base}/#/experiments/{eid}/models?{ml}", "llava")
+        browser.open(f"{base}/#/experiments/{eid}/models?{ml}", aligns[0].info.run_name)
         browser.screenshot(args.out / "4_models_tab.png")
 
-        if versions:
-            version = versions[0]
-            browser.open(f"{base}/#/experiments/{eid}/models/{version.model_id}?{ml}", "llava")
+        for version in versions[:1]:
+            uri = f"{base}/#/experiments/{eid}/models/{version.model_id}?{ml}"
+            browser.open(uri, "pope/f1")  # the evaluate run's scores, logged against the model
             browser.screenshot(args.out / "5_logged_model.png")
             browser.open(f"{base}/#/models", version.name)
             browser.screenshot(args.out / "6_registry.png")
-            browser.open(f"{base}/#/models/{version.name}/versions/{version.version}", version.name)
+            browser.open(f"{base}/#/models/{version.name}/versions/{version.version}", "Source")
             browser.screenshot(args.out / "7_registry_version.png")
     finally:
         if browser is not None:

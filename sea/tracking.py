@@ -480,7 +480,8 @@ def lineage_tags(tags: Mapping[str, str]) -> dict[str, str]:
     from mlflow.tracking.context.registry import resolve_tags
 
     resolved = resolve_tags(dict(tags))
-    resolved.setdefault("mlflow.source.git.commit", _git_sha())
+    if (sha := _git_sha()) != "unknown":
+        resolved.setdefault("mlflow.source.git.commit", sha)
     return resolved
 
 
