@@ -6,8 +6,9 @@
 
 Starts `mlflow ui` on the store's SQLite database (a free port on 127.0.0.1) and Chromium, opens the
 pages a user clicks through, and writes one PNG per page to OUT: the experiment's runs (parent run
-expanded to its stage runs), the compare view of the two arms' `align` runs, a stage run's page, the
-experiment's Models tab (logged models), a logged model's page, the model registry and a version.
+expanded to its stage runs), the two arms' `align` runs in the chart view and in the compare page, a
+stage run's page, the experiment's Models tab (logged models), a logged model's page, the model
+registry and a version.
 Needs no network. Exit status 1 with a one-line error when a page does not show what it should.
 """
 
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -110,6 +112,28 @@ class Browser:
                 return
             time.sleep(0.5)
 
+    def click_button(self, text: str, where: str) -> None:
+        """Click the button whose text is `text`."""
+        found = self.js(
+            "(() => { const b = Array.from(document.querySelectorAll('button'))"
+            f".find(e => e.innerText.trim() === {json.dumps(text)});"
+            " if (!b) return false; b.click(); return true; })()"
+        )
+        if not found:
+            raise SystemExit(f"mlflow_ui_screenshots: {where}: no button {text!r}")
+
+    def click_row_checkbox(self, run_name: str, where: str) -> None:
+        """Tick the selection box of the table row that shows `run_name`."""
+        found = self.js(
+            "(() => { const rows = Array.from(document.querySelectorAll('[role=row]'))"
+            f".filter(r => r.innerText.includes({json.dumps(run_name)}));"
+            " const boxes = rows.map(r => r.querySelector('input[type=checkbox]')).filter(Boolean);"
+            " if (!boxes.length) return false; boxes[0].click(); return true; })()"
+        )
+        if not found:
+            raise SystemExit(f"mlflow_ui_screenshots: {where}: no row with a checkbox shows {run_name!r}")
+        time.sleep(1)
+
     def screenshot(self, path: Path) -> None:
         data = self.call("Page.captureScreenshot", format="png")["data"]
         path.write_bytes(base64.b64decode(data))
@@ -146,10 +170,27 @@ def main() -> int:
         return 1
     eid = experiment.experiment_id
     runs = client.search_runs([eid], order_by=["attributes.start_time DESC"])
-    parent = next(r for r in runs if r.data.tags.get("sea.kind") == "pipeline")
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    aligns = [r for r in children if r.data.tags.get("sea.stage") == "align"]
-    instruct = next(r for r in children if r.data.tags.get("sea.stage") == "instruct")
+
+    def stage_runs(parent: object, stage: str) -> list:
+        return [
+            r
+            for r in runs
+            if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+            and r.data.tags.get("sea.stage") == stage
+        ]
+
+    # the newest pipeline run that trained (a rerun that skipped every stage logged no models)
+    trained = [
+        r
+        for r in runs
+        if r.data.tags.get("sea.kind") == "pipeline"
+        and [c for c in stage_runs(r, "instruct") if c.data.tags.get("sea.skipped") == "false"]
+    ]
+    if not trained:
+        print(f"mlflow_ui_screenshots: no pipeline run in {db} trained a model", file=sys.stderr)
+        return 1
+    parent = trained[0]
+    aligns, instruct = stage_runs(parent, "align"), stage_runs(parent, "instruct")[0]
     versions = client.search_model_versions(f"run_id='{instruct.info.run_id}'")
     args.out.mkdir(parents=True, exist_ok=True)
     width, height = (int(v) for v in args.size.split("x"))
@@ -173,24 +214,36 @@ def main() -> int:
         browser.wait_text(aligns[0].info.run_name, 30, "expanded parent run")
         browser.screenshot(args.out / "1_experiment_runs.png")
 
-        ids = json.dumps([r.info.run_id for r in aligns])
-        browser.open(f"{base}/#/compare-runs?runs={ids}&experiments={json.dumps([eid])}", "lambda")
-        browser.screenshot(args.out / "2_compare_align_runs.png")
+        # README's comparison: filter the align runs, expand their parent, tick them, press Compare
+        search = urllib.parse.urlencode({"searchFilter": "tags.sea.stage = 'align'"})
+        browser.open(f"{base}/#/experiments/{eid}/runs?{ml}&{search}", parent.info.run_name)
+        browser.click('button[data-component-id*="runnamecellrenderer"]', "the parent run's expander")
+        browser.wait_text(aligns[0].info.run_name, 30, "the filtered runs")
+        for name in sorted(r.info.run_name for r in aligns):
+            browser.click_row_checkbox(name, "the filtered runs")
+        browser.screenshot(args.out / "2_align_runs_selected.png")
+        browser.click_button("Compare", "the runs table with two runs ticked")
+        browser.wait_text("lambda", 60, "the compare page")
+        browser.screenshot(args.out / "3_compare_align_runs.png")
+
+        charts = {"searchFilter": "tags.sea.stage = 'align'", "compareRunsMode": "CHART"}  # the chart view
+        browser.open(f"{base}/#/experiments/{eid}/runs?{ml}&{urllib.parse.urlencode(charts)}", "train/loss")
+        browser.screenshot(args.out / "4_align_runs_charts.png")
 
         browser.open(f"{base}/#/experiments/{eid}/runs/{instruct.info.run_id}?{ml}", "Logged models")
-        browser.screenshot(args.out / "3_stage_run.png")
+        browser.screenshot(args.out / "5_stage_run.png")
 
         browser.open(f"{base}/#/experiments/{eid}/models?{ml}", aligns[0].info.run_name)
-        browser.screenshot(args.out / "4_models_tab.png")
+        browser.screenshot(args.out / "6_models_tab.png")
 
         for version in versions[:1]:
             uri = f"{base}/#/experiments/{eid}/models/{version.model_id}?{ml}"
             browser.open(uri, "pope/f1")  # the evaluate run's scores, logged against the model
-            browser.screenshot(args.out / "5_logged_model.png")
+            browser.screenshot(args.out / "7_logged_model.png")
             browser.open(f"{base}/#/models", version.name)
-            browser.screenshot(args.out / "6_registry.png")
+            browser.screenshot(args.out / "8_registry.png")
             browser.open(f"{base}/#/models/{version.name}/versions/{version.version}", "Source")
-            browser.screenshot(args.out / "7_registry_version.png")
+            browser.screenshot(args.out / "9_registry_version.png")
     finally:
         if browser is not None:
             browser.close()
