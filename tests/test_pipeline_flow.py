@@ -143,12 +143,25 @@ def test_flow_runs_every_stage_and_arm_under_one_parent(prefect_server, tiny_ove
 
 def per_step_series(client: MlflowClient, run) -> list[str]:
     """The run's metrics logged at more than one step."""
-    return [k for k in run.data.metrics if len(client.get_metric_history(run.info.run_id, k)) > 1]
+    return [
+        k
+        for k in run.data.metrics
+        if len({m.step for m in client.get_metric_history(run.info.run_id, k)}) > 1
+    ]
 
 
 def check_models(client: MlflowClient, cfg, children: list) -> None:
     """Adapters and models are LoggedModels of their stage runs, registered with arm and seed; the
     versions load with MLflow (pyfunc, pytorch) and work; the evaluation scores are the model's metrics."""
+    from sea.tracking import _fluent_tracking_uri
+
+    with _fluent_tracking_uri(tracking_uri(cfg)):  # models:/ URIs resolve in MLflow's global store
+        for arm in cfg.arms:
+            check_arm_models(client, cfg, children, arm)
+
+
+def check_arm_models(client: MlflowClient, cfg, children: list, arm: str) -> None:
+    """`check_models` for one arm."""
     import mlflow
     import numpy as np
     import pandas as pd
@@ -156,34 +169,32 @@ def check_models(client: MlflowClient, cfg, children: list) -> None:
 
     from sea.stages.instruct import example_request
 
-    mlflow.set_tracking_uri(tracking_uri(cfg))
-    for arm in cfg.arms:
-        [adapter] = client.search_model_versions(f"name='{registered_model_name(cfg, 'align', arm)}'")
-        [model] = client.search_model_versions(f"name='{registered_model_name(cfg, 'instruct', arm)}'")
-        assert adapter.tags["sea.arm"] == model.tags["sea.arm"] == arm and model.tags["sea.seed"] == "0"
-        assert float(model.tags["loss"]) > 0 and "evaluate/pope/f1" in model.tags
-        for version in (adapter, model):
-            logged = client.get_logged_model(version.model_id)
-            assert logged.source_run_id == version.run_id and logged.tags["sea.arm"] == arm
-            assert mlflow.models.get_model_info(f"models:/{version.name}/{version.version}").signature
+    [adapter] = client.search_model_versions(f"name='{registered_model_name(cfg, 'align', arm)}'")
+    [model] = client.search_model_versions(f"name='{registered_model_name(cfg, 'instruct', arm)}'")
+    assert adapter.tags["sea.arm"] == model.tags["sea.arm"] == arm and model.tags["sea.seed"] == "0"
+    assert float(model.tags["loss"]) > 0 and "evaluate/pope/f1" in model.tags
+    for version in (adapter, model):
+        logged = client.get_logged_model(version.model_id)
+        assert logged.source_run_id == version.run_id and logged.tags["sea.arm"] == arm
+        assert mlflow.models.get_model_info(f"models:/{version.name}/{version.version}").signature
 
-        answers = mlflow.pyfunc.load_model(f"models:/{model.name}/{model.version}").predict(
-            pd.DataFrame([example_request()]), params={"max_new_tokens": 4}
-        )
-        assert len(answers) == 1 and isinstance(answers[0], str)
-        uri = f"models:/{adapter.name}/{adapter.version}"  # vision features in, LLM embeddings out
-        [features_in] = mlflow.models.get_model_info(uri).signature.inputs.inputs
-        features = np.random.default_rng(0).standard_normal((3, 5, features_in.shape[-1])).astype(np.float32)
-        projected = mlflow.pytorch.load_model(uri)(torch.from_numpy(features)).detach().numpy()
-        assert mlflow.pyfunc.load_model(uri).predict(features) == pytest.approx(projected)
-        assert projected.shape[:2] == (3, 5)
+    answers = mlflow.pyfunc.load_model(f"models:/{model.name}/{model.version}").predict(
+        pd.DataFrame([example_request()]), params={"max_new_tokens": 4}
+    )
+    assert len(answers) == 1 and isinstance(answers[0], str)
+    uri = f"models:/{adapter.name}/{adapter.version}"  # vision features in, LLM embeddings out
+    [features_in] = mlflow.models.get_model_info(uri).signature.inputs.inputs
+    features = np.random.default_rng(0).standard_normal((3, 5, features_in.shape[-1])).astype(np.float32)
+    projected = mlflow.pytorch.load_model(uri)(torch.from_numpy(features)).detach().numpy()
+    assert mlflow.pyfunc.load_model(uri).predict(features) == pytest.approx(projected)
+    assert projected.shape[:2] == (3, 5)
 
-        evaluate = next(
-            c for c in children if c.info.run_name == stage_run_name("evaluate", {"arm": arm, "seed": 0})
-        )
-        scores = {m.key: m for m in client.get_logged_model(model.model_id).metrics}
-        assert scores["pope/f1"].value == pytest.approx(evaluate.data.metrics["pope/f1"])
-        assert scores["pope/f1"].run_id == evaluate.info.run_id
+    evaluate = next(
+        c for c in children if c.info.run_name == stage_run_name("evaluate", {"arm": arm, "seed": 0})
+    )
+    scores = {m.key: m for m in client.get_logged_model(model.model_id).metrics}
+    assert scores["pope/f1"].value == pytest.approx(evaluate.data.metrics["pope/f1"])
+    assert scores["pope/f1"].run_id == evaluate.info.run_id
 
 
 def test_unknown_stage_subset_is_refused(tiny_cfg):
