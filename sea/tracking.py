@@ -334,9 +334,10 @@ class MlflowTracker(Tracker):
         except MlflowException as err:
             if err.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
-        version = self.client.create_model_version(
-            name, source, run_id=self.run_id, tags=_tag_values(tags), model_id=model_id
-        )
+        with _fluent_tracking_uri(self.client.tracking_uri):  # the registry looks the model up there
+            version = self.client.create_model_version(
+                name, source, run_id=self.run_id, tags=_tag_values(tags), model_id=model_id
+            )
         return str(version.version)
 
     def score_model_version(self, name: str, seed: int, scores: Mapping[str, Any]) -> str | None:
@@ -353,7 +354,14 @@ class MlflowTracker(Tracker):
         newest = max(versions, key=lambda v: int(v.version))
         for key, value in _tag_values(scores).items():
             self.client.set_model_version_tag(name, newest.version, key, value)
-        return newest.model_id
+        return logged_model_id(newest)
+
+
+def logged_model_id(version: Any) -> str | None:
+    """The LoggedModel a registry version points at: its `model_id`, or (a SQL registry stores none)
+    the id in its source `models:/<model_id>`; None for a version made from run artifacts."""
+    source = str(version.source or "")
+    return version.model_id or (source.removeprefix("models:/") if source.startswith("models:/m-") else None)
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 
 from sea.eval.headline import headline_metrics
 from sea.stages import STAGE_NAMES, get_stage
-from sea.tracking import metric_key, registered_model_name, stage_run_name, tracking_uri
+from sea.tracking import logged_model_id, metric_key, registered_model_name, stage_run_name, tracking_uri
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +174,7 @@ def check_arm_models(client: MlflowClient, cfg, children: list, arm: str) -> Non
     assert adapter.tags["sea.arm"] == model.tags["sea.arm"] == arm and model.tags["sea.seed"] == "0"
     assert float(model.tags["loss"]) > 0 and "evaluate/pope/f1" in model.tags
     for version in (adapter, model):
-        logged = client.get_logged_model(version.model_id)
+        logged = client.get_logged_model(logged_model_id(version))
         assert logged.source_run_id == version.run_id and logged.tags["sea.arm"] == arm
         assert mlflow.models.get_model_info(f"models:/{version.name}/{version.version}").signature
 
@@ -192,7 +192,7 @@ def check_arm_models(client: MlflowClient, cfg, children: list, arm: str) -> Non
     evaluate = next(
         c for c in children if c.info.run_name == stage_run_name("evaluate", {"arm": arm, "seed": 0})
     )
-    scores = {m.key: m for m in client.get_logged_model(model.model_id).metrics}
+    scores = {m.key: m for m in client.get_logged_model(logged_model_id(model)).metrics}
     assert scores["pope/f1"].value == pytest.approx(evaluate.data.metrics["pope/f1"])
     assert scores["pope/f1"].run_id == evaluate.info.run_id
 

@@ -132,3 +132,26 @@ def test_a_result_that_ends_a_curve_is_logged_once(tiny_cfg):
     assert [m.value for m in client.get_metric_history(run.info.run_id, "loss")] == [3.0, 2.0, 1.5]
     assert len(client.get_metric_history(run.info.run_id, "train/lr")) == 3
     assert [m.step for m in client.get_metric_history(run.info.run_id, "steps")] == [0]
+
+
+def test_a_model_without_flavor_is_logged_as_files_and_registered(tiny_cfg, tmp_path: Path):
+    """An instruct output that was not exported to transformers: a LoggedModel of the run holding the
+    folder's files, registered; the scores of a later stage are logged against it."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "sea_mllm.json").write_text("{}")
+    with tracking.stage_run(tiny_cfg, "instruct", {}) as tracker:
+        version = tracker.log_files_model(folder, "sea-tiny-instruct-sea", {"sea.seed": 0, "sea.arm": "sea"})
+    with tracking.stage_run(tiny_cfg, "evaluate", {}) as scorer:
+        model_id = scorer.score_model_version("sea-tiny-instruct-sea", 0, {"evaluate/pope/f1": 50.0})
+        scorer.log_results({"pope/f1": 50.0}, model_id=model_id)
+    client = MlflowClient(tracking_uri=tracking.tracking_uri(tiny_cfg))
+    mv = client.get_model_version("sea-tiny-instruct-sea", version)
+    assert tracking.logged_model_id(mv) == model_id and mv.run_id == tracker.run_id
+    assert mv.source == f"models:/{model_id}"
+    assert mv.tags["evaluate/pope/f1"] == "50"
+    logged = client.get_logged_model(model_id)
+    assert logged.source_run_id == tracker.run_id and str(logged.status) == "READY"
+    assert [(m.key, m.value, m.run_id) for m in logged.metrics] == [("pope/f1", 50.0, scorer.run_id)]
+    assert [a.path for a in client.list_logged_model_artifacts(model_id)] == ["sea_mllm.json"]
+    assert not Path("mlflow.db").exists() and not Path("mlruns").exists(), "no store in the working directory"
