@@ -112,6 +112,28 @@ class Browser:
                 return
             time.sleep(0.5)
 
+    def expand(self, index: int, child: str) -> None:
+        """Open the `index`-th parent run of the runs table (newest first) unless `child` already shows."""
+        if not self.js(f"document.body.innerText.includes({json.dumps(child)})"):
+            found = self.js(
+                "(() => { const b = document.querySelectorAll("
+                "'button[data-component-id*=\"runnamecellrenderer\"]')"
+                f"[{index}]; if (!b) return false; b.click(); return true; }})()"
+            )
+            if not found:
+                raise SystemExit(
+                    f"mlflow_ui_screenshots: no expander for parent run {index} in the runs table"
+                )
+        self.wait_text(child, 30, "the expanded parent run")
+
+    def type_into(self, selector: str, text: str, where: str) -> None:
+        """Type `text` into the input matching `selector`, as a user would."""
+        if not self.js(f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
+                       " if (!e) return false; e.focus(); return true; })()"):  # fmt: skip
+            raise SystemExit(f"mlflow_ui_screenshots: {where}: nothing matches {selector!r}")
+        self.call("Input.insertText", text=text)
+        time.sleep(3)
+
     def click_button(self, text: str, where: str) -> None:
         """Click the button whose text is `text`."""
         found = self.js(
@@ -190,6 +212,7 @@ def main() -> int:
         print(f"mlflow_ui_screenshots: no pipeline run in {db} trained a model", file=sys.stderr)
         return 1
     parent = trained[0]
+    pipelines = [r for r in runs if r.data.tags.get("sea.kind") == "pipeline"]  # the table's order
     aligns, instruct = stage_runs(parent, "align"), stage_runs(parent, "instruct")[0]
     versions = client.search_model_versions(f"run_id='{instruct.info.run_id}'")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -210,15 +233,13 @@ def main() -> int:
         ml = "workflowType=machine_learning"  # the "Model training" switch at the top of the side bar
         browser.open(f"{base}/#/experiments/{eid}?{ml}", parent.info.run_name)
         browser.click('button[aria-label="Close"]', "the assistant panel", required=False)  # more room
-        browser.click('button[data-component-id*="runnamecellrenderer"]', "the parent run's expander")
-        browser.wait_text(aligns[0].info.run_name, 30, "expanded parent run")
+        browser.expand(pipelines.index(parent), aligns[0].info.run_name)
         browser.screenshot(args.out / "1_experiment_runs.png")
 
         # README's comparison: filter the align runs, expand their parent, tick them, press Compare
         search = urllib.parse.urlencode({"searchFilter": "tags.sea.stage = 'align'"})
         browser.open(f"{base}/#/experiments/{eid}/runs?{ml}&{search}", parent.info.run_name)
-        browser.click('button[data-component-id*="runnamecellrenderer"]', "the parent run's expander")
-        browser.wait_text(aligns[0].info.run_name, 30, "the filtered runs")
+        browser.expand(pipelines.index(parent), aligns[0].info.run_name)  # the UI may keep it open
         for name in sorted(r.info.run_name for r in aligns):
             browser.click_row_checkbox(name, "the filtered runs")
         browser.screenshot(args.out / "2_align_runs_selected.png")
@@ -227,7 +248,10 @@ def main() -> int:
         browser.screenshot(args.out / "3_compare_align_runs.png")
 
         charts = {"searchFilter": "tags.sea.stage = 'align'", "compareRunsMode": "CHART"}  # the chart view
-        browser.open(f"{base}/#/experiments/{eid}/runs?{ml}&{urllib.parse.urlencode(charts)}", "train/loss")
+        browser.open(f"{base}/#/experiments/{eid}/runs?{ml}&{urllib.parse.urlencode(charts)}", "Add chart")
+        browser.expand(pipelines.index(parent), aligns[0].info.run_name)
+        browser.type_into('input[placeholder="Search metric charts"]', "train/", "the chart view")
+        browser.wait_text("train/loss_sea", 30, "the chart view's train/ charts")
         browser.screenshot(args.out / "4_align_runs_charts.png")
 
         browser.open(f"{base}/#/experiments/{eid}/runs/{instruct.info.run_id}?{ml}", "Logged models")
@@ -237,7 +261,8 @@ def main() -> int:
         browser.screenshot(args.out / "6_models_tab.png")
 
         for version in versions[:1]:
-            uri = f"{base}/#/experiments/{eid}/models/{version.model_id}?{ml}"
+            model_id = version.source.removeprefix("models:/")  # a SQL registry keeps no model_id
+            uri = f"{base}/#/experiments/{eid}/models/{model_id}?{ml}"
             browser.open(uri, "pope/f1")  # the evaluate run's scores, logged against the model
             browser.screenshot(args.out / "7_logged_model.png")
             browser.open(f"{base}/#/models", version.name)
