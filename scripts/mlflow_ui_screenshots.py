@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -61,6 +63,7 @@ class Browser:
              f"--remote-debugging-port={port}", f"--user-data-dir={self.profile}",
              f"--window-size={width},{height}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,  # Debian's `chromium` is a shell script: end its whole group
         )  # fmt: skip
         pages = json.loads(wait_http(f"http://127.0.0.1:{port}/json/list", 60))
         page = next(p for p in pages if p["type"] == "page")
@@ -163,7 +166,7 @@ class Browser:
 
     def close(self) -> None:
         self.ws.close()
-        self.proc.terminate()
+        os.killpg(self.proc.pid, signal.SIGTERM)
         self.proc.wait(timeout=30)
         shutil.rmtree(self.profile, ignore_errors=True)
 

@@ -474,7 +474,8 @@ def _client_and_experiment(cfg: DictConfig) -> tuple[Any, str]:
     artifacts = None
     if uri.startswith("sqlite:///"):  # beside the database, never MLflow's default ./mlruns of the cwd
         artifacts = (Path(uri.removeprefix("sqlite:///")).resolve().parent / "artifacts").as_uri()
-    # MLflow 3's UI opens an experiment of this kind on its runs and models, not on its GenAI views.
+    # The kind MLflow 3 reads to show an experiment's runs and models rather than its GenAI views (3.17's
+    # UI lets its GenAI / Model training switch decide instead: README, MLflow).
     return client, client.create_experiment(
         name, artifact_location=artifacts, tags={"mlflow.experimentKind": "custom_model_development"}
     )
