@@ -10,8 +10,8 @@ from omegaconf import DictConfig
 
 from sea import tracking
 from sea.config import config_hash, select
-from sea.stages import get_stage
 from sea.layout import input_fingerprint
+from sea.stages import get_stage
 from sea.stages.base import Stage
 from sea.utils.dist import process_info
 from sea.utils.io import atomic_write_json
@@ -19,21 +19,45 @@ from sea.utils.io import atomic_write_json
 log = logging.getLogger(__name__)
 
 
-def register(tracker: tracking.Tracker, cfg: DictConfig, stage: Stage, arm: str, metrics: dict) -> None:
-    """The MLflow model registry side of a per-arm stage (see `Stage.register` / `Stage.scores_for`)."""
-    seed = select(cfg, "seed")
-    if stage.register:
-        tags = {
-            "sea.stage": stage.name,
-            "sea.arm": arm,
-            "sea.seed": seed,
-            "sea.config_hash": config_hash(cfg),
-        }
-        name = tracking.registered_model_name(cfg, stage.name, arm)
-        tracker.register_model(stage.out_dir(cfg, arm), name, tags | metrics)
-    if stage.scores_for:
-        name = tracking.registered_model_name(cfg, stage.scores_for, arm)
-        tracker.tag_model_version(name, seed, {f"{stage.name}/{k}": v for k, v in metrics.items()})
+def model_tags(cfg: DictConfig, stage: Stage, arm: str, metrics: dict) -> dict:
+    """What a registered version of a stage's model carries: stage, arm, seed, config hash, its metrics."""
+    return {
+        "sea.stage": stage.name,
+        "sea.arm": arm,
+        "sea.seed": select(cfg, "seed"),
+        "sea.config_hash": config_hash(cfg),
+    } | metrics
+
+
+def log_stage_model(
+    tracker: tracking.Tracker, cfg: DictConfig, stage: Stage, arm: str, metrics: dict
+) -> None:
+    """Log the stage's output as an MLflow model of its run, registered as `<run_name>-<stage>-<arm>`."""
+    name = tracking.registered_model_name(cfg, stage.name, arm)
+    start = time.perf_counter()
+    version = stage.log_model(tracker, stage.out_dir(cfg, arm), name, model_tags(cfg, stage, arm, metrics))
+    log.info(
+        "%s: logged as MLflow model models:/%s/%s in %.1f s",
+        stage.name,
+        name,
+        version,
+        time.perf_counter() - start,
+    )
+
+
+def scored_model(
+    tracker: tracking.Tracker, cfg: DictConfig, stage: Stage, arm: str, metrics: dict
+) -> str | None:
+    """For a stage that scores another stage's model (`Stage.scores_for`): tag the registered version of
+    the same arm and seed with the scores and return its LoggedModel id (the scores are logged against
+    it); None when there is none, or the store fails (the scores are still the run's metrics)."""
+    name = tracking.registered_model_name(cfg, stage.scores_for, arm)
+    try:
+        scores = {f"{stage.name}/{k}": v for k, v in metrics.items()}
+        return tracker.score_model_version(name, select(cfg, "seed"), scores)
+    except Exception as err:
+        log.warning("%s: scores not linked to model %s (%s)", stage.name, name, tracking.one_line(err))
+        return None
 
 
 def execute(name: str, cfg: DictConfig, parent_run_id: str | None = None, arm: str | None = None) -> dict:
@@ -63,13 +87,16 @@ def execute(name: str, cfg: DictConfig, parent_run_id: str | None = None, arm: s
         metrics = stage.run(cfg, arm)
         seconds = time.perf_counter() - start
         path = atomic_write_json(stage.metrics_file(cfg, arm), metrics)
-        tracker.log_metrics({**metrics, "stage/seconds": seconds})
+        models = bool(run and not skipped and cfg.tracking.get("register_models"))
+        scored = scored_model(tracker, cfg, stage, arm, metrics) if models and stage.scores_for else None
+        tracker.log_results(metrics, model_id=scored)
+        tracker.log_metrics({"stage/seconds": seconds})
         try:  # the outputs are in place: a tracking failure now costs the record, not the stage
             tracker.log_artifact(path)
             tracker.set_tags({"sea.skipped": str(skipped).lower()})
             tracker.log_inputs({str(p): input_fingerprint(p) for p in stage.dep_paths(cfg, arm)})
-            if run and not skipped and cfg.tracking.get("register_models"):
-                register(tracker, cfg, stage, arm, metrics)
+            if models and stage.log_model:
+                log_stage_model(tracker, cfg, stage, arm, metrics)
         except Exception as err:
             log.warning("%s: tracking failed after the stage finished (%s)", name, tracking.one_line(err))
     log.info("%s: %s in %.1f s -> %s", tracker.run_name, "skipped" if skipped else "done", seconds, path)

@@ -17,9 +17,8 @@ import math
 import os
 import re
 import subprocess
-import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -68,7 +67,11 @@ class Tracker:
     run_id: str | None = None
     run_name: str = ""
 
-    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None: ...
+    def log_metrics(
+        self, metrics: Mapping[str, Any], step: int | None = None, model_id: str | None = None
+    ) -> None: ...
+    def log_results(self, metrics: Mapping[str, Any], model_id: str | None = None) -> None:
+        """A stage's result metrics as single values (see `MlflowTracker.log_results`)."""
     def log_params(self, params: Mapping[str, Any]) -> None: ...
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
     def log_text(self, text: str, artifact_file: str) -> None: ...
@@ -84,11 +87,16 @@ class Tracker:
     def log_inputs(self, inputs: Mapping[str, Any]) -> None:
         """Record what the run read (path -> content fingerprint) as the run's datasets."""
 
-    def register_model(self, folder: str | Path, name: str, tags: Mapping[str, Any]) -> str | None: ...
+    def log_files_model(self, folder: str | Path, name: str, tags: Mapping[str, Any]) -> str | None: ...
     def log_llava_model(
         self, folder: str | Path, name: str, example: Mapping[str, str], tags: Mapping[str, Any]
     ) -> str | None: ...
-    def tag_model_version(self, name: str, seed: int, tags: Mapping[str, Any]) -> None: ...
+    def log_torch_model(
+        self, module: Any, name: str, example: Any, tags: Mapping[str, Any], extra_files: Sequence[Path] = ()
+    ) -> str | None: ...
+    def score_model_version(self, name: str, seed: int, scores: Mapping[str, Any]) -> str | None:
+        """Tag the newest version of `name` trained with `seed` with `scores`; its LoggedModel id."""
+        return None
 
 
 class TrackingStoreError(SeaError):
@@ -108,6 +116,7 @@ class MlflowTracker(Tracker):
         self.buffer: list[Any] = []
         self.retry_at = 0.0
         self._experiment: str | None = None
+        self.curves: set[str] = set()  # keys logged with a step (per-step series)
 
     def experiment_id(self) -> str:
         """The run's experiment (looked up once)."""
@@ -147,16 +156,33 @@ class MlflowTracker(Tracker):
             for r in sorted(runs, key=lambda r: r.info.start_time)
         }
 
-    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+    def log_metrics(
+        self, metrics: Mapping[str, Any], step: int | None = None, model_id: str | None = None
+    ) -> None:
+        """Log numbers (others are left out); with `step`, points of per-step series; with `model_id`,
+        also as metrics of that LoggedModel (its page in the UI lists them)."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self.buffer += [
-            Metric(metric_key(key), float(value), now, step or 0)
+        rows = [
+            Metric(metric_key(key), float(value), now, step or 0, model_id=model_id)
             for key, value in metrics.items()
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         ]
+        if step is not None:
+            self.curves.update(m.key for m in rows)
+        self.buffer += rows
         self.flush()
+
+    def log_results(self, metrics: Mapping[str, Any], model_id: str | None = None) -> None:
+        """A stage's result metrics as single values, one series per quantity: a result that is the last
+        point of a series this run logged (`loss` of the `train/loss` curve) is left to the series."""
+        single = {k: v for k, v in metrics.items() if not self.is_curve(metric_key(k))}
+        self.log_metrics(single, model_id=model_id)
+
+    def is_curve(self, key: str) -> bool:
+        """`key`, or `key` under a prefix (`train/<key>`), is a per-step series of this run."""
+        return any(c == key or c.endswith("/" + key) for c in self.curves)
 
     def flush(self, force: bool = False) -> bool:
         """Send the buffered metrics; False (with a warning on the first failure) if the store fails."""
@@ -210,19 +236,18 @@ class MlflowTracker(Tracker):
         for key, value in tags.items():
             self.client.set_tag(self.run_id, key, str(value))
 
-    def register_model(self, folder: str | Path, name: str, tags: Mapping[str, Any]) -> str | None:
-        """Log `folder` as this run's `model` artifacts and register them as a new version of `name`."""
-        from mlflow.exceptions import MlflowException
+    def log_files_model(self, folder: str | Path, name: str, tags: Mapping[str, Any]) -> str | None:
+        """Log `folder` as the files of a LoggedModel of this run (no flavor: our own loader reads it) and
+        register it as a new version of `name`; the version number."""
+        logged = self.client.create_logged_model(
+            self.experiment_id(), MODEL_ARTIFACT, source_run_id=self.run_id, tags=_tag_values(tags)
+        )
+        self.client.log_model_artifacts(logged.model_id, str(folder))
+        self.client.finalize_logged_model(logged.model_id, "READY")
+        from mlflow.entities import LoggedModelOutput
 
-        self.log_artifact(folder, MODEL_ARTIFACT)
-        try:
-            self.client.create_registered_model(name)
-        except MlflowException as err:
-            if err.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise
-        source = f"{self.client.get_run(self.run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
-        version = self.client.create_model_version(name, source, run_id=self.run_id, tags=_tag_values(tags))
-        return str(version.version)
+        self.client.log_outputs(self.run_id, [LoggedModelOutput(logged.model_id, step=0)])
+        return self._register(name, f"models:/{logged.model_id}", logged.model_id, tags)
 
     def log_llava_model(
         self, folder: str | Path, name: str, example: Mapping[str, str], tags: Mapping[str, Any]
@@ -231,37 +256,94 @@ class MlflowTracker(Tracker):
         with signature and input example: a base64 `image` and a `question` in, the `answer` out) and
         register it as a new version of `name`; the version number."""
         import mlflow
-        from mlflow.models import Model, infer_signature
+        from mlflow.models import infer_signature
 
         frame = _example_frame(example)
         signature = infer_signature(frame, ["an answer"], params={"max_new_tokens": LLAVA_MAX_NEW_TOKENS})
-        experiment = self.experiment_id()
-        logged = self.client.create_logged_model(experiment, LLAVA_MODEL_NAME, source_run_id=self.run_id)
-        previous = mlflow.get_tracking_uri()
-        mlflow.set_tracking_uri(self.client.tracking_uri)
-        try:
+        return self._log_flavor(
+            mlflow.pyfunc,
+            LLAVA_MODEL_NAME,
+            name,
+            tags,
+            python_model=_llava_question_answerer(),
+            artifacts={"llava": str(folder)},
+            signature=signature,
+            input_example=(frame, {"max_new_tokens": 4}),
+            pip_requirements=list(LLAVA_REQUIREMENTS),
+        )
+
+    def log_torch_model(
+        self, module: Any, name: str, example: Any, tags: Mapping[str, Any], extra_files: Sequence[Path] = ()
+    ) -> str | None:
+        """Log a plain torch module (MLflow's pytorch flavor; `mlflow.pytorch.load_model` returns it, pyfunc
+        maps arrays) as a LoggedModel of this run, with a signature from the float array `example` (every
+        axis but the last free), and register it as a new version of `name`; the version number."""
+        import mlflow.pytorch
+        import numpy as np
+        import torch
+        from mlflow.models import ModelSignature
+        from mlflow.types import Schema, TensorSpec
+
+        with torch.no_grad():
+            output = module(torch.as_tensor(example)).numpy()
+
+        def spec(array: Any) -> Schema:
+            return Schema([TensorSpec(np.dtype(array.dtype), (-1,) * (array.ndim - 1) + (array.shape[-1],))])
+
+        return self._log_flavor(
+            mlflow.pytorch,
+            MODEL_ARTIFACT,
+            name,
+            tags,
+            pytorch_model=module,
+            signature=ModelSignature(spec(example), spec(output)),
+            input_example=example,
+            extra_files=[str(p) for p in extra_files],
+            pip_requirements=["torch"],
+        )
+
+    def _log_flavor(
+        self, flavor: Any, model_name: str, name: str, tags: Mapping[str, Any], **kwargs: Any
+    ) -> str:
+        """`Model.log` for this run, in the run's experiment and store (MLflow would take the active
+        ones), registered as a new version of `name` tagged with `tags`; the version number."""
+        from mlflow.models import Model
+
+        logged = self.client.create_logged_model(
+            self.experiment_id(), model_name, source_run_id=self.run_id, tags=_tag_values(tags)
+        )
+        with _fluent_tracking_uri(self.client.tracking_uri):
             info = Model.log(
                 None,  # artifact_path: superseded by `name`
-                mlflow.pyfunc,
-                name=LLAVA_MODEL_NAME,
+                flavor,
+                name=model_name,
                 run_id=self.run_id,
-                model_id=logged.model_id,  # in the run's experiment (MLflow would use the active one)
-                python_model=_llava_question_answerer(),
-                artifacts={"llava": str(folder)},
-                signature=signature,
-                input_example=(frame, {"max_new_tokens": 4}),
-                pip_requirements=list(LLAVA_REQUIREMENTS),
+                model_id=logged.model_id,
                 registered_model_name=name,
+                **kwargs,
             )
-        finally:
-            mlflow.set_tracking_uri(previous)
         version = str(info.registered_model_version)
         for key, value in _tag_values(tags).items():
             self.client.set_model_version_tag(name, version, key, value)
         return version
 
-    def tag_model_version(self, name: str, seed: int, tags: Mapping[str, Any]) -> None:
-        """Add `tags` to the newest version of `name` trained with `seed` (none: nothing to tag)."""
+    def _register(self, name: str, source: str, model_id: str, tags: Mapping[str, Any]) -> str:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.create_registered_model(name)
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        with _fluent_tracking_uri(self.client.tracking_uri):  # the registry looks the model up there
+            version = self.client.create_model_version(
+                name, source, run_id=self.run_id, tags=_tag_values(tags), model_id=model_id
+            )
+        return str(version.version)
+
+    def score_model_version(self, name: str, seed: int, scores: Mapping[str, Any]) -> str | None:
+        """Tag the newest version of `name` trained with `seed` with `scores` (the registry page shows
+        them); the version's LoggedModel id, to log the scores against (None: no such version)."""
         versions = [
             v
             for v in self.client.search_model_versions(f"name='{name}'")
@@ -269,10 +351,36 @@ class MlflowTracker(Tracker):
         ]
         if not versions:
             log.warning("no registered version of %s with seed %s to add scores to", name, seed)
-            return
+            return None
         newest = max(versions, key=lambda v: int(v.version))
-        for key, value in _tag_values(tags).items():
+        for key, value in _tag_values(scores).items():
             self.client.set_model_version_tag(name, newest.version, key, value)
+        return logged_model_id(newest)
+
+
+def logged_model_id(version: Any) -> str | None:
+    """The LoggedModel a registry version points at: its `model_id`, or (a SQL registry stores none)
+    the id in its source `models:/<model_id>`; None for a version made from run artifacts."""
+    source = str(version.source or "")
+    return version.model_id or (source.removeprefix("models:/") if source.startswith("models:/m-") else None)
+
+
+@contextmanager
+def _fluent_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's global tracking URI set to `uri` inside the block (`Model.log` takes no store), and after
+    it exactly as before, `MLFLOW_TRACKING_URI` included: restoring `mlflow.get_tracking_uri()` would
+    pin its default (`sqlite:///mlflow.db` in the working directory) for every later stage."""
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        with _use_tracking_uri(uri):
+            yield
+    finally:
+        if env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = env
 
 
 LLAVA_MODEL_NAME = "llava"
@@ -367,27 +475,24 @@ def _client_and_experiment(cfg: DictConfig) -> tuple[Any, str]:
     artifacts = None
     if uri.startswith("sqlite:///"):  # beside the database, never MLflow's default ./mlruns of the cwd
         artifacts = (Path(uri.removeprefix("sqlite:///")).resolve().parent / "artifacts").as_uri()
-    # MLflow 3's UI opens an experiment of this kind on its runs and models, not on its GenAI views.
+    # The kind MLflow 3 reads to show an experiment's runs and models rather than its GenAI views (3.17's
+    # UI lets its GenAI / Model training switch decide instead: README, MLflow).
     return client, client.create_experiment(
         name, artifact_location=artifacts, tags={"mlflow.experimentKind": "custom_model_development"}
     )
 
 
-def lineage_tags() -> dict[str, str]:
-    """MLflow's own source tags: who ran what, from which commit (the run page's "Source" and "User")."""
-    import getpass
+def lineage_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """`tags` plus the context tags `mlflow.start_run` sets (the same function: source name and type, git
+    commit, branch and remote of the entry script, user), which the run page shows as "Source", "Git
+    commit" and "User". An entry script outside a git checkout (pytest) gets the working directory's
+    commit."""
+    from mlflow.tracking.context.registry import resolve_tags
 
-    entry = " ".join([Path(sys.argv[0]).name, *sys.argv[1:2]]) if sys.argv and sys.argv[0] else "python"
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return {
-        "mlflow.source.type": "LOCAL",
-        "mlflow.source.name": entry,
-        "mlflow.source.git.commit": _git_sha(),
-        "mlflow.user": user,
-    }
+    resolved = resolve_tags(dict(tags))
+    if (sha := _git_sha()) != "unknown":
+        resolved.setdefault("mlflow.source.git.commit", sha)
+    return resolved
 
 
 def _git_sha() -> str:
@@ -431,7 +536,7 @@ def _run(cfg: DictConfig, run_name: str, tags: dict[str, str]) -> Iterator[Track
     pending = Path(cfg.tracking.store) / "pending"
     try:
         client, experiment_id = _client_and_experiment(cfg)
-        tags = {**lineage_tags(), "sea.git_sha": _git_sha(), "sea.config_hash": config_hash(cfg), **tags}
+        tags = lineage_tags({"sea.git_sha": _git_sha(), "sea.config_hash": config_hash(cfg), **tags})
         run = client.create_run(experiment_id, run_name=run_name, tags=tags)
         sync_pending(client, pending)
     except Exception as err:

@@ -6,24 +6,15 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 
-@pytest.fixture
-def mlflow_uri(tmp_path: Path):
-    import mlflow
-
-    previous = mlflow.get_tracking_uri()
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    yield uri
-    mlflow.set_tracking_uri(previous)
-
-
 @pytest.mark.slow  # ~20 s of CPU: MLflow validates the input example by loading and running the model
-def test_logged_llava_model_answers_like_ours(tmp_path: Path, mlflow_uri: str) -> None:
+def test_logged_llava_model_answers_like_ours(tmp_path: Path) -> None:
     import mlflow
     from mlflow import MlflowClient
     from PIL import Image
@@ -33,7 +24,7 @@ def test_logged_llava_model_answers_like_ours(tmp_path: Path, mlflow_uri: str) -
     from sea.export.llava import export_llava
     from sea.models.mllm import SeaMLLM
     from sea.models.tiny import build_tiny_mllm
-    from sea.tracking import MlflowTracker
+    from sea.tracking import MlflowTracker, _fluent_tracking_uri
 
     build_tiny_mllm(tmp_path / "build", max_length=256).save_pretrained(tmp_path / "src")
     export_llava(tmp_path / "src", tmp_path / "hf")
@@ -43,12 +34,16 @@ def test_logged_llava_model_answers_like_ours(tmp_path: Path, mlflow_uri: str) -
     question = "What is the colour of the shape in the image?"
     example = {"image": base64.b64encode(buf.getvalue()).decode(), "question": question}
 
+    mlflow_uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(tracking_uri=mlflow_uri)
     experiment = client.create_experiment("t", artifact_location=(tmp_path / "artifacts").as_uri())
     run = client.create_run(experiment)
     tracker = MlflowTracker(client, run.info.run_id)
+    uri_before, env_before = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
     version = tracker.log_llava_model(tmp_path / "hf", "sea-instruct-sea", example, {"sea.seed": 0})
     assert version == "1"
+    # MLflow's global store is left as it was (a pinned default would catch every later stage's runs)
+    assert (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")) == (uri_before, env_before)
 
     # a LoggedModel of the run, with a signature; the registry version points at it
     (logged,) = client.search_logged_models(experiment_ids=[experiment])
@@ -56,12 +51,11 @@ def test_logged_llava_model_answers_like_ours(tmp_path: Path, mlflow_uri: str) -
     mv = client.get_model_version("sea-instruct-sea", "1")
     assert logged.model_id in f"{mv.model_id} {mv.source}", mv.source
     assert mv.run_id == run.info.run_id and mv.tags["sea.seed"] == "0"
-    mlflow.set_tracking_uri(mlflow_uri)
-    info = mlflow.models.get_model_info("models:/sea-instruct-sea/1")
+    with _fluent_tracking_uri(mlflow_uri):
+        info = mlflow.models.get_model_info("models:/sea-instruct-sea/1")
+        # the registry version answers as our model does
+        model = mlflow.pyfunc.load_model("models:/sea-instruct-sea/1")
     assert [c.name for c in info.signature.inputs.inputs] == ["image", "question"]
-
-    # the registry version answers as our model does
-    model = mlflow.pyfunc.load_model("models:/sea-instruct-sea/1")
     frame = __import__("pandas").DataFrame([example])
     answers = model.predict(frame, params={"max_new_tokens": 8})
     ours = SeaMLLM.load(tmp_path / "src").eval()

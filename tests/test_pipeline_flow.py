@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from sea.eval.headline import headline_metrics
 from sea.stages import STAGE_NAMES, get_stage
-from sea.tracking import metric_key, registered_model_name, stage_run_name, tracking_uri
+from sea.tracking import logged_model_id, metric_key, registered_model_name, stage_run_name, tracking_uri
 
 
 def runs_by_kind(client: MlflowClient, experiment: str) -> tuple[list, list]:
@@ -58,9 +59,15 @@ def test_flow_runs_every_stage_and_arm_under_one_parent(prefect_server, tiny_ove
         assert child.data.tags["sea.stage"] == stage and child.data.tags.get("sea.arm") == arm
         stored = json.loads(get_stage(stage).metrics_file(tiny_cfg, arm).read_text())
         assert stored, f"{child.info.run_name}: no metrics"
-        for key, value in stored.items():
+        curves = per_step_series(client, child)
+        for key, value in stored.items():  # each result once: a single value, or the end of its curve
             assert math.isfinite(value), (child.info.run_name, key)
-            assert child.data.metrics[metric_key(key)] == pytest.approx(value), (child.info.run_name, key)
+            [logged] = [
+                c for c in child.data.metrics if c == metric_key(key) or c in curves and c.endswith(f"/{key}")
+            ]
+            assert child.data.metrics[logged] == pytest.approx(value), (child.info.run_name, key)
+        single = set(child.data.metrics) - set(curves)
+        assert not [(k, c) for k in single for c in curves if c.endswith("/" + k)], child.info.run_name
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert "config.yaml" in artifacts
     for arm in tiny_cfg.arms:  # per-step curves of both training stages, per arm
@@ -91,6 +98,7 @@ def test_flow_runs_every_stage_and_arm_under_one_parent(prefect_server, tiny_ove
     }
     # The parent holds the report's headline numbers, not a flattened copy of every stage's metrics.
     comparison = json.loads((report / "comparison.json").read_text())
+    assert set(parent.data.metrics) == set(headline_metrics(comparison))
     for arm in tiny_cfg.arms:
         assert parent.data.metrics[f"report/pope/{arm}"] == pytest.approx(
             comparison["benchmarks"]["pope"]["mean"][arm]
@@ -113,15 +121,7 @@ def test_flow_runs_every_stage_and_arm_under_one_parent(prefect_server, tiny_ove
     with get_client(sync_client=True) as prefect_client:  # the project's log lines reach the flow run
         names = {entry.name for entry in prefect_client.read_logs(limit=200)}
     assert any(n.startswith("sea.") for n in names), names
-    for arm in tiny_cfg.arms:  # adapters and models in the registry, the model with its scores
-        [adapter] = client.search_model_versions(f"name='{registered_model_name(tiny_cfg, 'align', arm)}'")
-        [model] = client.search_model_versions(f"name='{registered_model_name(tiny_cfg, 'instruct', arm)}'")
-        assert adapter.tags["sea.arm"] == model.tags["sea.arm"] == arm and model.tags["sea.seed"] == "0"
-        assert float(model.tags["loss"]) > 0 and "evaluate/pope/f1" in model.tags
-        assert {a.path for a in client.list_artifacts(model.run_id, "model")} >= {"model/sea_mllm.json"}
-        assert {a.path for a in client.list_artifacts(adapter.run_id, "model")} >= {
-            "model/adapter.safetensors"
-        }
+    check_models(client, tiny_cfg, children)
     assert parent.data.params["data.world.n_pretrain"] == str(tiny_cfg.data.world.n_pretrain)
 
     # A second run finds every stage run finished with the same config and skips it.
@@ -131,6 +131,62 @@ def test_flow_runs_every_stage_and_arm_under_one_parent(prefect_server, tiny_ove
     newest = max(parents, key=lambda r: r.info.start_time).info.run_id
     second = [c for c in children if c.data.tags["mlflow.parentRunId"] == newest]
     assert sorted(c.data.tags["sea.skipped"] for c in second) == ["true"] * len(expected)
+
+
+def per_step_series(client: MlflowClient, run) -> list[str]:
+    """The run's metrics logged at more than one step."""
+    return [
+        k
+        for k in run.data.metrics
+        if len({m.step for m in client.get_metric_history(run.info.run_id, k)}) > 1
+    ]
+
+
+def check_models(client: MlflowClient, cfg, children: list) -> None:
+    """Adapters and models are LoggedModels of their stage runs, registered with arm and seed; the
+    versions load with MLflow (pyfunc, pytorch) and work; the evaluation scores are the model's metrics."""
+    from sea.tracking import _fluent_tracking_uri
+
+    with _fluent_tracking_uri(tracking_uri(cfg)):  # models:/ URIs resolve in MLflow's global store
+        for arm in cfg.arms:
+            check_arm_models(client, cfg, children, arm)
+
+
+def check_arm_models(client: MlflowClient, cfg, children: list, arm: str) -> None:
+    """`check_models` for one arm."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from sea.stages.instruct import example_request
+
+    [adapter] = client.search_model_versions(f"name='{registered_model_name(cfg, 'align', arm)}'")
+    [model] = client.search_model_versions(f"name='{registered_model_name(cfg, 'instruct', arm)}'")
+    assert adapter.tags["sea.arm"] == model.tags["sea.arm"] == arm and model.tags["sea.seed"] == "0"
+    assert float(model.tags["loss"]) > 0 and "evaluate/pope/f1" in model.tags
+    for version in (adapter, model):
+        logged = client.get_logged_model(logged_model_id(version))
+        assert logged.source_run_id == version.run_id and logged.tags["sea.arm"] == arm
+        assert mlflow.models.get_model_info(f"models:/{version.name}/{version.version}").signature
+
+    answers = mlflow.pyfunc.load_model(f"models:/{model.name}/{model.version}").predict(
+        pd.DataFrame([example_request()]), params={"max_new_tokens": 4}
+    )
+    assert len(answers) == 1 and isinstance(answers[0], str)
+    uri = f"models:/{adapter.name}/{adapter.version}"  # vision features in, LLM embeddings out
+    [features_in] = mlflow.models.get_model_info(uri).signature.inputs.inputs
+    features = np.random.default_rng(0).standard_normal((3, 5, features_in.shape[-1])).astype(np.float32)
+    projected = mlflow.pytorch.load_model(uri)(torch.from_numpy(features)).detach().numpy()
+    assert mlflow.pyfunc.load_model(uri).predict(features) == pytest.approx(projected)
+    assert projected.shape[:2] == (3, 5)
+
+    evaluate = next(
+        c for c in children if c.info.run_name == stage_run_name("evaluate", {"arm": arm, "seed": 0})
+    )
+    scores = {m.key: m for m in client.get_logged_model(logged_model_id(model)).metrics}
+    assert scores["pope/f1"].value == pytest.approx(evaluate.data.metrics["pope/f1"])
+    assert scores["pope/f1"].run_id == evaluate.info.run_id
 
 
 def test_unknown_stage_subset_is_refused(tiny_cfg):

@@ -21,6 +21,7 @@ Metrics: `loss`, `loss_lm`, (`loss_sea`, `final_logit_scale`, ...), `steps`, `se
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from sea.errors import SeaError
 from sea.integrity import check_input
 from sea.layout import ADAPTER_FILE
 from sea.stages.base import Stage
+from sea.tracking import Tracker
 from sea.training.recipe import TrainingParts, TrainingRecipe, is_sharded, load_training_samples, train_stage
 from sea.utils.settings import settings_from
 
@@ -206,6 +208,23 @@ class AlignRecipe(TrainingRecipe):
         return {"lambda": self.weight}
 
 
+def log_model(tracker: Tracker, out: Path, name: str, tags: Mapping[str, Any]) -> str | None:
+    """The adapter as an MLflow pytorch model (features `[..., tokens, vision width]` in, LLM embeddings
+    out), its LLaVA-format `adapter.safetensors` beside it; an adapter without Linear layers as files."""
+    import numpy as np
+
+    from sea.models.adapter import adapter_dims, load_adapter
+
+    adapter = load_adapter(out / ADAPTER_FILE).eval()
+    try:
+        in_dim, _ = adapter_dims(adapter)
+    except SeaError:
+        return tracker.log_files_model(out, name, tags)
+    # batch and token axes above 1, so that MLflow's torch.export keeps them free
+    example = np.random.default_rng(0).standard_normal((2, 4, in_dim)).astype(np.float32)
+    return tracker.log_torch_model(adapter, name, example, tags, extra_files=[out / ADAPTER_FILE])
+
+
 def build(cfg: DictConfig, out: Path, arm: str) -> dict:
     return train_stage(AlignRecipe, cfg, out, arm, STAGE.hash_record(cfg, arm))
 
@@ -233,6 +252,6 @@ STAGE = Stage(
     deps=("paths.prepared", "align.labels", "paths.backbones"),
     tags=("gpu",),
     per_arm=True,
-    register=True,
+    log_model=log_model,
 )
 run = STAGE.run

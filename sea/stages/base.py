@@ -71,9 +71,10 @@ class Stage:
     tags: tuple[str, ...] = ()
     per_arm: bool = False
     arm_deps: tuple[str, ...] = ()
-    # Per-arm stages: register the output in the MLflow model registry (`tracking.register_models`),
-    # or add this stage's metrics to the registered model of stage `scores_for` (same arm and seed).
-    register: bool = False
+    # Per-arm stages with `tracking.register_models`: `log_model(tracker, out_dir, name, tags)` logs the
+    # output as an MLflow model of the stage run, registered as `name` (the version number back); or this
+    # stage's metrics are scores of the registered model of stage `scores_for` (same arm and seed).
+    log_model: Callable[..., str | None] | None = None
     scores_for: str | None = None
 
     def instance(self, cfg: DictConfig, arm: str | None) -> str | None:

@@ -16,6 +16,7 @@ Writes `<paths.instruct>/seed<seed>/<arm>/`: the model (`SeaMLLM.save_pretrained
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from sea.errors import SeaError
 from sea.integrity import check_input
 from sea.layout import adapter_path as stage1_adapter
 from sea.stages.base import Stage
+from sea.tracking import Tracker
 from sea.training.recipe import TrainingParts, TrainingRecipe, is_sharded, load_training_samples, train_stage
 from sea.utils.settings import require, settings_from
 
@@ -190,6 +192,26 @@ def export_hf(out: Path, template: str, image_aspect_ratio: str) -> bool:
     return True
 
 
+def log_model(tracker: Tracker, out: Path, name: str, tags: Mapping[str, Any]) -> str | None:
+    """The transformers export `hf/` as an MLflow pyfunc model that answers questions about images
+    (`tracking.log_llava_model`); a model that was not exported as its files (`SeaMLLM.load` reads them)."""
+    if not (out / HF_FOLDER).is_dir():
+        return tracker.log_files_model(out, name, tags)
+    return tracker.log_llava_model(out / HF_FOLDER, name, example_request(), tags)
+
+
+def example_request() -> dict[str, str]:
+    """A question about a small image (base64 PNG): the input example of the logged model."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), (200, 40, 40)).save(buf, format="PNG")
+    return {"image": base64.b64encode(buf.getvalue()).decode(), "question": "What is in the image?"}
+
+
 def build(cfg: DictConfig, out: Path, arm: str) -> dict:
     return train_stage(InstructRecipe, cfg, out, arm, STAGE.hash_record(cfg, arm))
 
@@ -216,7 +238,7 @@ STAGE = Stage(
     deps=("paths.prepared", "instruct.adapters", "paths.backbones"),
     tags=("gpu",),
     per_arm=True,
-    register=True,
+    log_model=log_model,
     arm_deps=("instruct.adapters",),
 )
 run = STAGE.run
