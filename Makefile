@@ -40,7 +40,7 @@ test: $(STAMP)
 
 ## Slow tier only (DVC in a temp repo, full-size configs).
 test-slow: $(STAMP)
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -m 'slow and not world' $(ARGS)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -m 'slow and not world and not long' $(ARGS)
 
 test-all: $(STAMP)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -m 'not gpu and not network' $(ARGS)

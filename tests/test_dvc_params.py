@@ -83,6 +83,7 @@ def uncovered(stage: Stage, read: set[str]) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_each_stage_reads_exactly_its_params(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     # The optional readers on: align's training probe (eval.diagnostics) and evaluate's stage-1 probe.
     cfg = compose(

@@ -102,6 +102,7 @@ def without_timing(metrics: dict) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_concurrent_stage_runs_compute_what_serial_ones_do(tiny_overrides, tiny_cfg, gpu_limit, tmp_path):
     """The tiny pipeline in order, then its per-arm stages again, two at a time in their own processes
     (into other folders): the same metrics, the same report table, and the arms' runs overlapped."""

@@ -10,7 +10,7 @@ import pytest
 
 from sea.config import compose
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 
 def run_all(root: Path) -> Path:
