@@ -71,12 +71,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def train_to_stop(model: Any, world: Path, template: str, args: argparse.Namespace) -> tuple[float, float]:
     """A few AdamW steps of instruction tuning (adapter + LLM) on the world's instruct conversations, so
     that the model learns the answers' shape and their end-of-turn token; (first, last) loss."""
-    from sea.training.data import Collator, ConversationDataset, _read_records, move_to
+    from sea.data.llava import iter_json_records
+    from sea.training.data import Collator, ConversationDataset, move_to
     from sea.training.modules import InstructModule
 
     samples = [
         {"id": str(r["id"]), "image": r.get("image"), "conversations": r["conversations"]}
-        for r in _read_records(world / "instruct.json")
+        for r in (record.value for record in iter_json_records(world / "instruct.json"))
     ]
     data = ConversationDataset(
         samples, model.tokenizer, template, world, model.vision.preprocess, image_aspect_ratio="pad"
