@@ -77,7 +77,7 @@ def train_to_stop(model: Any, world: Path, template: str, args: argparse.Namespa
 
     samples = [
         {"id": str(r["id"]), "image": r.get("image"), "conversations": r["conversations"]}
-        for r in (rec.value for rec in iter_json_records(world / "instruct.json"))
+        for r in (record.value for record in iter_json_records(world / "instruct.json"))
     ]
     data = ConversationDataset(
         samples, model.tokenizer, template, world, model.vision.preprocess, image_aspect_ratio="pad"
