@@ -49,7 +49,8 @@ def main() -> None:
             times[key].append(time.perf_counter() - t)
     on, off = (statistics.median(times[k][1:]) for k in ("on", "off"))
     print(
-        f"patch-word loss on: {on:.3f} s/step, off: {off:.3f} s/step, ratio on/off {on / off:.2f} ({args.steps} steps each)"
+        f"patch-word loss on: {on:.3f} s/step, off: {off:.3f} s/step, "
+        f"ratio on/off {on / off:.2f} ({args.steps} steps each)"
     )
 
 
