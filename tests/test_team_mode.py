@@ -192,6 +192,8 @@ def check_servers(servers: dict, postgres: dict, stages: str) -> None:
     """The runs, models and artifacts of one tiny flow run over `stages` (arm sea) are on the servers."""
     from mlflow import MlflowClient
 
+    from sea.tracking import logged_model_id
+
     root = servers["root"]
     client = MlflowClient(tracking_uri=servers["mlflow"])
     experiment = client.get_experiment_by_name("sea")
@@ -210,13 +212,14 @@ def check_servers(servers: dict, postgres: dict, stages: str) -> None:
     align = children["align[sea, seed 0]"]
     assert len(client.get_metric_history(align.info.run_id, "train/loss")) == align.data.metrics["steps"] > 1
 
-    for stage, artifact in (("align", "adapter.safetensors"), ("instruct", "sea_mllm.json")):
+    for stage in ("align", "instruct"):
         [version] = client.search_model_versions(f"name='sea-tiny-{stage}-sea'")
         assert version.run_id == children[f"{stage}[sea, seed 0]"].info.run_id
         assert version.tags["sea.arm"] == "sea" and version.tags["sea.seed"] == "0"
-        assert f"model/{artifact}" in {a.path for a in client.list_artifacts(version.run_id, "model")}
-        # The server stored it in its artifact store, not in the client's folders.
-        assert list(servers["artifacts"].rglob(f"{version.run_id}/artifacts/model/{artifact}"))
+        # The version is a LoggedModel of its run, stored in the server's artifact store.
+        model_id = logged_model_id(version)
+        assert model_id and client.get_logged_model(model_id).source_run_id == version.run_id
+        assert list(servers["artifacts"].rglob(f"models/{model_id}/artifacts/MLmodel")), model_id
     assert not list((root / "out").rglob("mlflow.db")), "team mode must not write a local SQLite store"
 
     def count(db: str, table: str) -> int:
