@@ -96,12 +96,9 @@ def word_targets(captions: list[str], words: list[str], backgrounds: Sequence[st
 
 
 class PatchWordLoss(nn.Module):
-    def __init__(
-        self, weight: float, words: list[str], backgrounds: Sequence[str], kind: str = "mil"
-    ) -> None:
+    def __init__(self, weight: float, words: list[str], backgrounds: Sequence[str]) -> None:
         super().__init__()
         self.weight = weight
-        self.kind = kind
         self.words = words
         self.backgrounds = list(backgrounds)
         self.bias = nn.Parameter(torch.zeros(()))
@@ -129,7 +126,7 @@ class WorldClipLoss:
         embed_dim: int,
         content_words: list[str],
         patch_word: float = 0.0,
-        patch_words: list[str] | None = None,
+        patch_words: Sequence[str] = (),
         backgrounds: Sequence[str] = (),
     ) -> None:
         import open_clip
@@ -139,9 +136,7 @@ class WorldClipLoss:
         self.uniformity = TextUniformityLoss(text_uniformity) if text_uniformity > 0 else None
         self.words = TextWordLoss(text_word, embed_dim, content_words) if text_word > 0 else None
         self.patch_words = (
-            PatchWordLoss(patch_word, list(patch_words or content_words), backgrounds)
-            if patch_word > 0
-            else None
+            PatchWordLoss(patch_word, list(patch_words), backgrounds) if patch_word > 0 else None
         )
 
     def trainable(self) -> list[nn.Parameter]:

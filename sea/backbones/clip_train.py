@@ -591,6 +591,7 @@ def setup_clip(world: Path, vcfg: dict, settings: ClipSettings, seed: int, name:
         len(eval_images),
     )
 
+    backgrounds = [*vocab.backgrounds, "background"]  # the words naming background in the captions
     loss_fn = WorldClipLoss(
         settings.shape_negative_loss,
         settings.text_uniformity_loss,
@@ -598,8 +599,8 @@ def setup_clip(world: Path, vcfg: dict, settings: ClipSettings, seed: int, name:
         int(vcfg["embed_dim"]),
         [*vocab.colors, *vocab.shapes],
         settings.patch_word_loss,
-        [*vocab.colors, *vocab.shapes, *vocab.backgrounds, "background"],
-        [*vocab.backgrounds, "background"],
+        [*vocab.colors, *vocab.shapes, *backgrounds],
+        backgrounds,
     )
     groups = param_groups([ParamGroupSpec("clip", model)], settings.lr, settings.weight_decay)
     if loss_fn.trainable():

@@ -120,26 +120,18 @@ def background_mask(
     """(B, N) bool: True where the patch is judged background. `top_scores`/`top_ids`: (B, N, n);
     `feats`: the normalised patch features (B, N, d), needed by `mean_sim`."""
     best = top_scores[..., 0]
-    if flt.mode == "mean_sim_word":
-        return background_mask(
-            top_scores, top_ids, BackgroundFilter("mean_sim", threshold=flt.threshold), bg_word_ids, feats
-        ) | background_mask(
-            top_scores, top_ids, BackgroundFilter("word", words=flt.words), bg_word_ids, feats
-        )
-    if flt.mode == "mean_sim":
+    mask = torch.zeros_like(best, dtype=torch.bool)
+    if flt.mode in ("mean_sim", "mean_sim_word"):
         if feats is None:
             raise ValueError("the mean_sim background filter needs the patch features")
         f = feats.float()
         mean = torch.nn.functional.normalize(f.mean(dim=-2, keepdim=True), dim=-1)
-        return (f * mean).sum(-1) > flt.threshold
+        mask |= (f * mean).sum(-1) > flt.threshold
+    if flt.mode in ("word", "mean_sim_word") and bg_word_ids:
+        mask |= torch.isin(top_ids[..., 0], torch.as_tensor(list(bg_word_ids), device=top_ids.device))
     if flt.mode == "margin":
-        return best - best.mean(dim=-1, keepdim=True) <= flt.margin
-    if flt.mode == "word":
-        if not bg_word_ids:
-            return torch.zeros_like(best, dtype=torch.bool)
-        bg = torch.as_tensor(list(bg_word_ids), device=top_ids.device)
-        return torch.isin(top_ids[..., 0], bg)
-    return torch.zeros_like(best, dtype=torch.bool)
+        mask |= best - best.mean(dim=-1, keepdim=True) <= flt.margin
+    return mask
 
 
 def finalize(
