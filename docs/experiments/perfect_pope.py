@@ -5,7 +5,7 @@ from sea.config import compose
 from sea.models.mllm import SeaMLLM
 from sea.data.templates import build_prompt_for_generation, end_of_turn_ids
 root = sys.argv[1]
-cfg = compose([f"paths.root={root}", "tracking=none"])
+cfg = compose([f"paths.root={root}", "tracking=none", *sys.argv[2:]])
 m = SeaMLLM.from_config(cfg); m.eval()
 tok = m.tokenizer; E = m.llm.get_input_embeddings().weight.detach()
 gt = {Path(json.loads(l)["image"]).name: json.loads(l) for l in open(Path(root)/"world/ground_truth/eval.jsonl")}

@@ -30,7 +30,8 @@ LABEL_QUALITY = {
     "fg_labelled": "object patches with a label",
     "bg_unlabelled": "background patches without a label",
     "bg_balanced": "mean of fg_labelled and bg_unlabelled",
-    "label_precision": "labelled patches whose top-1 is right, what align samples from",
+    "label_precision": "labelled patches whose top-1 is right",
+    "sampled_precision": "chance that the label align draws (score-weighted, Eq. 9) is right",
 }
 
 

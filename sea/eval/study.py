@@ -27,6 +27,15 @@ def read_comparison(report_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def clip_label_precision(cfg: Any, label: Mapping[str, float]) -> float | None:
+    """The precision of the labels the `sea` arm trains on: the score-weighted draw's (`sampled_precision`)
+    under `align.sea.sampling: weighted`, the top-1's under `argmax`."""
+    top1 = label.get("quality/labels/label_precision")
+    if cfg.align.sea.sampling == "argmax":
+        return top1
+    return label.get("quality/labels/sampled_precision", top1)
+
+
 def arm_precisions(cfg: Any, arms: Sequence[str], clip_precision: float | None) -> dict[str, float | None]:
     """Label precision per SEA arm: the oracle arms' configured precision, the CLIP arm's measured one."""
     overrides = cfg.align.arm_overrides
@@ -148,7 +157,7 @@ def write_study_doc(
     main = read_comparison(reports["comparison"])
     dose = read_comparison(reports["dose"])
     label = read_label_metrics(Path(cfg.paths.metrics) / "label.json") or {}
-    clip_precision = label.get("quality/labels/label_precision")
+    clip_precision = clip_label_precision(cfg, label)
     points = dose_points(dose, arm_precisions(cfg, dose["arms"], clip_precision))
     sea_point = dose_points(main, arm_precisions(cfg, ["sea"], clip_precision))
     doc = Path(doc)
@@ -161,6 +170,7 @@ def write_study_doc(
         f"{k.split('/')[-1]} {label[k]:.3f}"
         for k in (
             "quality/labels/label_precision",
+            "quality/labels/sampled_precision",
             "quality/labels/top1",
             "quality/labels/top1_color",
             "quality/labels/top1_shape",

@@ -25,7 +25,7 @@ list. `label.feature: auto` / `label.sign: auto` pick the variant with the large
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -145,7 +145,8 @@ def variants_of(feature: str, sign: str) -> list[str]:
 class CaptionCheck:
     """A sample of pretraining images with their captions, their patch features of every variant and
     the word embeddings: `variants()` measures each feature x sign, `labels(settings)` the labels a
-    `LabelSettings` stores (background filter included)."""
+    `LabelSettings` stores (background filter included). `centers` (word centring): each feature's mean
+    patch feature over the sample, subtracted before scoring."""
 
     feats: dict[str, torch.Tensor]
     text: torch.Tensor
@@ -153,6 +154,7 @@ class CaptionCheck:
     mask: torch.Tensor
     top_k: int = 1
     image_words: int = 3
+    centers: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -168,12 +170,15 @@ class CaptionCheck:
         top_k: int = 1,
         image_words: int = 3,
         lemmatize: bool = False,
+        center_words: bool = False,
     ) -> CaptionCheck:
         from sea.labeling.patches import sample_features
+        from sea.labeling.scoring import mean_feature
 
         feats = sample_features(tower, rows, image_folder, batch_size, mixed_precision)
         mask = caption_word_mask(captions, words, lemmatize)
-        return cls(feats, text.float(), words, mask, top_k, image_words)
+        centers = {f: mean_feature(v) for f, v in feats.items()} if center_words else {}
+        return cls(feats, text.float(), words, mask, top_k, image_words, centers)
 
     @property
     def images(self) -> int:
@@ -181,10 +186,10 @@ class CaptionCheck:
 
     @torch.no_grad()
     def _metrics(self, feature: str, sign: str, min_score: float, background: Any = None) -> dict[str, float]:
-        from sea.labeling.scoring import SIGNS, background_mask, finalize, similarity_topk
+        from sea.labeling.scoring import SIGNS, background_mask, centered, finalize, similarity_topk
 
         f = self.feats[feature]
-        s, i = similarity_topk(f, self.text, self.top_k, SIGNS[sign])
+        s, i = similarity_topk(centered(f, self.centers.get(feature)), self.text, self.top_k, SIGNS[sign])
         bg = None
         if background is not None:
             bg = background_mask(s, i, background, background.word_ids(self.words), f)

@@ -39,6 +39,7 @@ class LabelSettings:
     shard_size: int = 4096
     chunk_elems: int = DEFAULT_CHUNK_ELEMS
     background: BackgroundFilter = field(default_factory=BackgroundFilter)
+    center_words: bool = False
 
     def __post_init__(self) -> None:
         if self.feature != AUTO:
@@ -67,6 +68,7 @@ class LabelSettings:
             shard_size=int(c["shard_size"]),
             chunk_elems=int(c["chunk_elems"]),
             background=BackgroundFilter.from_config(c["background"]),
+            center_words=bool(c.get("center_words", False)),
         )
 
     @property
@@ -88,6 +90,7 @@ class LabelSettings:
             "feature": self.feature,
             "sign": self.sign,
             "prompt": list(self.prompt),
+            "center_words": self.center_words,
             "background": {
                 "mode": b.mode,
                 "margin": b.margin,
@@ -98,7 +101,9 @@ class LabelSettings:
 
 
 class Labeler:
-    """Labels images with `tower` (a `VisionTower`) against normalised word embeddings `text` (q, d)."""
+    """Labels images with `tower` (a `VisionTower`) against normalised word embeddings `text` (q, d).
+    With `settings.center_words`, `centers` holds each feature's mean patch feature over a sample
+    (`sea.labeling.scoring.centered`)."""
 
     def __init__(
         self,
@@ -109,6 +114,7 @@ class Labeler:
         mixed_precision: str | None = None,
         target_grid: Sequence[int] | None = None,
         target_cover: Sequence[float] | None = None,
+        centers: dict[str, torch.Tensor] | None = None,
     ) -> None:
         if settings.auto:
             raise ValueError("resolve label.feature / label.sign 'auto' (LabelSettings.with_variant) first")
@@ -123,6 +129,9 @@ class Labeler:
         on_gpu = torch.device(tower.device).type == "cuda"
         self.matmul_dtype = amp if (on_gpu and amp is not None) else torch.float32
         self.text = text.to(tower.device, self.matmul_dtype)
+        self.centers = dict(centers or {}) if settings.center_words else {}
+        if settings.center_words and settings.feature not in self.centers:
+            raise ValueError(f"label.center_words: no mean patch feature given for '{settings.feature}'")
         self.bg_word_ids = settings.background.word_ids(words)
         if settings.background.mode in ("word", "mean_sim_word") and not self.bg_word_ids:
             log.warning(
@@ -146,6 +155,7 @@ class Labeler:
             self.bg_word_ids,
             s.chunk_elems,
             self.matmul_dtype,
+            self.centers.get(s.feature),
         )
         return transfer_labels(
             ids, scores, self.source_grid, self.target_grid, self.source_cover, self.target_cover

@@ -10,8 +10,11 @@ should end up unlabelled. Per (feature, sign) variant, without a background filt
   `bg_balanced` their mean (how well the background filter separates the two).
 
 Per background filter, on the configured variant, the same plus `label_precision`: of the patches that
-keep labels, the fraction whose top-1 is right (a labelled background patch counts as wrong), which is
-what `align` samples from.
+keep labels, the fraction whose top-1 is right (a labelled background patch counts as wrong), and
+`sampled_precision`: the chance that the label `align` draws for such a patch is right, when it draws
+one of the kept labels with probability score / sum of scores (sea-method.md Eq. 9, `align.sea.sampling:
+weighted`). With `label.top_n: 1` the two are equal; with ten kept labels the draw is the top-1 word only
+a fraction of the time, and `sampled_precision` is what SEA trains on.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 
 import torch
 
-from sea.labeling.scoring import BackgroundFilter, background_mask, finalize, similarity_topk
+from sea.labeling.scoring import BackgroundFilter, background_mask, centered, finalize, similarity_topk
 from sea.labeling.settings import Quality
 from sea.labeling.transfer import overlap_index
 
@@ -76,8 +79,22 @@ def ground_truth_on_grid(
     return GroundTruth(list(image_ids), torch.stack(objects), torch.stack(right), list(records))
 
 
-def evaluate(ids: torch.Tensor, gt: GroundTruth) -> dict[str, float]:
-    """Accuracy metrics (module docstring) of labels `ids` (B, N, n) int, -1 = empty."""
+def sampled_precision(ids: torch.Tensor, scores: torch.Tensor, hit: torch.Tensor) -> float:
+    """Of the labelled patches, the mean chance that a score-weighted draw among the kept labels is right
+    (`hit` (B, N, n): the slot's word is right)."""
+    labelled = ids[..., 0] >= 0
+    weight = scores.float().clamp(min=0) * (ids >= 0)
+    total = weight.sum(-1, keepdim=True)
+    # a labelled patch whose kept scores are all 0 draws uniformly among its kept labels
+    weight = torch.where(total > 0, weight, (ids >= 0).float())
+    p = weight / weight.sum(-1, keepdim=True).clamp(min=1e-12)
+    right = (p * hit).sum(-1)[labelled]
+    return float(right.mean()) if right.numel() else float("nan")
+
+
+def evaluate(ids: torch.Tensor, gt: GroundTruth, scores: torch.Tensor | None = None) -> dict[str, float]:
+    """Accuracy metrics (module docstring) of labels `ids` (B, N, n) int, -1 = empty; with their
+    `scores`, also `sampled_precision`."""
     ids = ids.to("cpu", torch.long)
     fg = gt.objects > 0
     bg = ~fg
@@ -89,7 +106,7 @@ def evaluate(ids: torch.Tensor, gt: GroundTruth) -> dict[str, float]:
         n = int(where.sum())
         return float((x & where).sum()) / n if n else float("nan")
 
-    return {
+    metrics = {
         "top1": frac(top1, fg),
         "topn": frac(hit.any(-1), fg),
         "top1_color": frac(ids[..., 0] == gt.words[..., 0], fg),
@@ -99,6 +116,9 @@ def evaluate(ids: torch.Tensor, gt: GroundTruth) -> dict[str, float]:
         "label_precision": frac(top1, labelled),
         "bg_balanced": (frac(labelled, fg) + frac(~labelled, bg)) / 2,
     }
+    if scores is not None:
+        metrics["sampled_precision"] = sampled_precision(ids, scores.to("cpu"), hit)
+    return metrics
 
 
 def variant_report(
@@ -109,17 +129,19 @@ def variant_report(
     top_n: int,
     min_score: float,
     map_ids: Any = None,
+    centers: dict[str, torch.Tensor] | None = None,
 ) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
     """`<feature>/<sign>/<metric>` for every feature in `feats` ((B, N, d), normalised) and sign, without
     a background filter; also the label ids per variant (for the label maps). `map_ids` maps labels onto
-    the ground truth's grid (cross-encoder transfer) when given."""
+    the ground truth's grid (cross-encoder transfer) when given; `centers`: word centring per feature."""
     from sea.labeling.scoring import SIGNS
 
     metrics: dict[str, float] = {}
     all_ids: dict[str, torch.Tensor] = {}
+    centers = centers or {}
     for feature, f in feats.items():
         for sign in signs:
-            s, i = similarity_topk(f, text, top_n, SIGNS[sign])
+            s, i = similarity_topk(centered(f, centers.get(feature)), text, top_n, SIGNS[sign])
             ids, _ = finalize(s, i, min_score)
             ids = (map_ids(ids) if map_ids else ids).cpu()
             all_ids[f"{feature}/{sign}"] = ids
@@ -138,16 +160,19 @@ def filter_report(
     filters: Iterable[BackgroundFilter],
     words: Sequence[str],
     map_ids: Any = None,
+    center: torch.Tensor | None = None,
 ) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
     """`<filter name>/<metric>` for each background filter on one variant; the label ids per filter."""
-    s, i = similarity_topk(feats, text, top_n, sign)
+    s, i = similarity_topk(centered(feats, center), text, top_n, sign)
     metrics: dict[str, float] = {}
     all_ids: dict[str, torch.Tensor] = {}
     for flt in filters:
-        ids, _ = finalize(s, i, min_score, background_mask(s, i, flt, flt.word_ids(words), feats))
-        ids = (map_ids(ids) if map_ids else ids).cpu()
+        ids, scores = finalize(s, i, min_score, background_mask(s, i, flt, flt.word_ids(words), feats))
+        if map_ids:
+            ids, scores = map_ids(ids), map_ids(scores)
+        ids = ids.cpu()
         all_ids[flt.name()] = ids
-        for key, value in evaluate(ids, gt).items():
+        for key, value in evaluate(ids, gt, scores).items():
             metrics[f"{flt.name()}/{key}"] = value
     return metrics, all_ids
 
@@ -208,12 +233,22 @@ def run_quality(
         def map_ids(ids: torch.Tensor) -> torch.Tensor:
             return ids[:, index]
 
-    variants, variant_ids = variant_report(feats, text, gt, SIGNS, s.top_n, s.min_score, map_ids)
+    centers = labeler.centers
+    variants, variant_ids = variant_report(feats, text, gt, SIGNS, s.top_n, s.min_score, map_ids, centers)
     filters = [BackgroundFilter()] + [BackgroundFilter.from_config(f) for f in q.filters or ()]
     if s.background.name() not in {f.name() for f in filters}:
         filters.append(s.background)
     bg, bg_ids = filter_report(
-        feats[s.feature], text, gt, SIGNS[s.sign], s.top_n, s.min_score, filters, words, map_ids
+        feats[s.feature],
+        text,
+        gt,
+        SIGNS[s.sign],
+        s.top_n,
+        s.min_score,
+        filters,
+        words,
+        map_ids,
+        centers.get(s.feature),
     )
     stored_name = s.background.name()
     best, configured = best_variant(variants), f"{s.feature}/{s.sign}"
@@ -234,13 +269,14 @@ def run_quality(
     }
     out = Path(out)
     keys = ("top1", "topn", "top1_color", "top1_shape", "fg_labelled", "bg_unlabelled")
+    filter_keys = (*keys, "bg_balanced", "label_precision", "sampled_precision")
     table = (
         f"# Label quality ({len(picked)} images, ground truth {gt_path})\n\n"
         f"Configured: feature={s.feature}, sign={s.sign}, background={stored_name}; "
         f"best variant by top-1: {best}.\n\n## Variants (no background filter)\n\n"
         + format_table(variants, keys)
         + f"\n\n## Background filters on {configured}\n\n"
-        + format_table(bg, (*keys, "bg_balanced", "label_precision"))
+        + format_table(bg, filter_keys)
         + "\n"
     )
     from sea.utils.io import write_json

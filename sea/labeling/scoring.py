@@ -17,6 +17,11 @@ Background filters (`BackgroundFilter.mode`), which empty every slot of a patch 
 
 docs/labeling.md has the measurements: on the tiny world CLIP background patches score *higher* than
 object patches, so `margin` removes objects first, while `mean_sim` separates them (AUC 0.93).
+
+Word centring (`label.center_words`): words are ranked by their similarity minus their mean similarity
+over a sample of patches (CLIP Surgery's redundancy removal), so a word that is close to every patch
+(a "hub") no longer takes them all. Scores are linear in the patch feature, so this is the feature minus
+the sample's mean patch feature (`centered`); background filters still read the raw feature.
 """
 
 from __future__ import annotations
@@ -80,6 +85,19 @@ class BackgroundFilter:
         if self.mode == "mean_sim_word":
             return f"mean_sim_{self.threshold:g}_word_" + "-".join(self.words)
         return "none"
+
+
+def centered(feats: torch.Tensor, center: torch.Tensor | None) -> torch.Tensor:
+    """`feats` minus the sample's mean patch feature `center` (d,): scoring these against the words ranks
+    each word by its similarity minus its mean similarity over the sample. None: `feats` unchanged."""
+    if center is None:
+        return feats
+    return feats - center.to(device=feats.device, dtype=feats.dtype)
+
+
+def mean_feature(feats: torch.Tensor) -> torch.Tensor:
+    """The mean of normalised patch features (..., d) over every patch: the centre for `centered`."""
+    return feats.reshape(-1, feats.shape[-1]).float().mean(0)
 
 
 def similarity_topk(
@@ -160,10 +178,12 @@ def score_patches(
     bg_word_ids: Sequence[int] = (),
     chunk_elems: int = DEFAULT_CHUNK_ELEMS,
     matmul_dtype: torch.dtype | None = None,
+    center: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Labels for normalised patch features `feats` (B, N, d) against normalised word embeddings `text`
-    (q, d): (ids int32 (B, N, n), scores fp16 (B, N, n)), empty slots -1 / 0."""
-    s, i = similarity_topk(feats, text, top_n, check_sign(sign), chunk_elems, matmul_dtype)
+    (q, d): (ids int32 (B, N, n), scores fp16 (B, N, n)), empty slots -1 / 0. With `center` (word
+    centring) the scores are similarities minus the words' mean similarities."""
+    s, i = similarity_topk(centered(feats, center), text, top_n, check_sign(sign), chunk_elems, matmul_dtype)
     bg = background_mask(s, i, background, bg_word_ids, feats) if background is not None else None
     ids, scores = finalize(s, i, min_score, bg)
     if ids.shape[-1] < top_n:  # fewer words than slots: pad with empty slots

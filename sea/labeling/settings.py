@@ -55,6 +55,7 @@ class LabelSection:
     prompt: Any  # a template or a list of them
     batch_size: int
     background: Any  # a BackgroundFilter spec
+    center_words: bool
     shard_size: int
     max_images: int | None
     text_batch_size: int

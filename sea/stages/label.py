@@ -62,6 +62,8 @@ def _device(cfg: DictConfig, proc_device: str | None) -> str:
 
 
 def build(cfg: DictConfig, out: Path) -> dict:
+    import torch
+
     from sea.labeling.labeler import Labeler, LabelSettings, LabelStats, label_rows
     from sea.labeling.quality import best_variant, run_quality
     from sea.labeling.storage import SHARDS, ShardWriter, write_labels_dir
@@ -103,7 +105,8 @@ def build(cfg: DictConfig, out: Path) -> dict:
     if check["failure"]:
         raise SeaError(check["failure"])
     settings = settings.with_variant(check["variant"])
-    labeler = Labeler(tower, text, words, settings, mixed, target.grid, patch_cover(target))
+    centers = {f: torch.tensor(c) for f, c in check["centers"].items()}
+    labeler = Labeler(tower, text, words, settings, mixed, target.grid, patch_cover(target), centers)
 
     # Under a launcher every rank builds into the same `out`: rank r labels images r::W into its own shards.
     mine = rows[proc.rank :: proc.world_size]
@@ -166,6 +169,8 @@ def build(cfg: DictConfig, out: Path) -> dict:
         "teacher": teacher,
         **settings.describe(),
         "variant_choice": {k: check[k] for k in ("configured", "variant", "reason")},
+        # word centring: the mean patch feature subtracted before scoring (from `agreement`'s sample)
+        "center": check["centers"].get(settings.feature),
         "world_size": proc.world_size,
     }
     manifest = write_labels_dir(out, meta, words, records)
@@ -242,6 +247,7 @@ def caption_check(
         top_k=section.agreement.top_k,
         image_words=section.agreement.image_words,
         lemmatize=wordlist_lemmatized(Path(select(cfg, "paths.prepared"))),
+        center_words=settings.center_words,
     )
     variants = check.variants(settings.min_score)
     configured = f"{settings.feature}/{settings.sign}"
@@ -263,6 +269,8 @@ def caption_check(
         "variants": variants,
         "labels": stored,
         "metrics": metrics,
+        # word centring: each feature's mean patch feature over the sample (lists: the other ranks read JSON)
+        "centers": {f: c.tolist() for f, c in check.centers.items()},
     }
 
 
@@ -302,6 +310,7 @@ LABEL_KEYS = (
     "sign",
     "prompt",
     "background",
+    "center_words",
     "shard_size",
     "max_images",
     "teacher",

@@ -63,3 +63,17 @@ def test_draw_label_map(tmp_path: Path) -> None:
     )
     with Image.open(out) as img:
         assert img.size[0] > 3 * img.size[1] // 2  # three panels side by side
+
+
+def test_sampled_precision_is_the_chance_that_a_score_weighted_draw_is_right() -> None:
+    gt = ground_truth_on_grid([RECORD], ["a"], (2, 2), WORDS)
+    # object 1: 'circle' (right, 0.6) or 'blue' (wrong, 0.2) -> 0.75; background patch labelled -> 0;
+    # object 2: 'blue' alone (right) -> 1; one background patch unlabelled (not counted)
+    ids = torch.tensor([[[2, 1], [0, -1], [-1, -1], [1, -1]]])
+    scores = torch.tensor([[[0.6, 0.2], [0.3, 0.0], [0.0, 0.0], [0.4, 0.0]]])
+    m = evaluate(ids, gt, scores)
+    assert math.isclose(m["sampled_precision"], (0.75 + 0.0 + 1.0) / 3, rel_tol=1e-6)
+    assert math.isclose(m["label_precision"], 2 / 3)
+    assert "sampled_precision" not in evaluate(ids, gt)  # needs the scores
+    one = evaluate(ids[..., :1], gt, scores[..., :1])  # one label per patch: the draw is the top-1
+    assert math.isclose(one["sampled_precision"], one["label_precision"], rel_tol=1e-6)

@@ -111,3 +111,31 @@ def test_bad_options() -> None:
         score_patches(unit(1, 2, 4), unit(3, 4), sign="dot")
     with pytest.raises(SeaError, match="background.mode"):
         BackgroundFilter("auto")
+
+
+def test_word_centring_ranks_words_by_similarity_minus_their_mean_similarity() -> None:
+    from sea.labeling.scoring import mean_feature
+
+    feats, text = unit(3, 10, 8), unit(12, 8, seed=1)
+    center = mean_feature(feats)
+    ids, scores = score_patches(feats, text, top_n=12, min_score=-9.0, center=center)
+    sim = feats @ text.T  # (3, 10, 12)
+    centred = sim - sim.reshape(-1, 12).mean(0)  # each word minus its mean over every patch
+    ref_scores, ref_ids = centred.topk(12, dim=-1)
+    assert torch.equal(ids.long(), ref_ids)
+    torch.testing.assert_close(scores.float(), ref_scores, atol=2e-3, rtol=0)
+
+
+def test_word_centring_stops_a_hub_word_taking_every_patch() -> None:
+    # word 0 is close to every patch (a "hub"); words 1 and 2 each match half of the patches a bit better
+    # than the others do, but less than the hub
+    a, b = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0])
+    hub = torch.nn.functional.normalize(torch.tensor([1.0, 1.0, 3.0]), dim=0)
+    feats = torch.nn.functional.normalize(torch.stack([a + 0.1 * b, a, b + 0.1 * a, b]) + hub, dim=-1)[None]
+    text = torch.stack([hub, a, b])
+    plain, _ = score_patches(feats, text, top_n=1)
+    assert plain[0, :, 0].tolist() == [0, 0, 0, 0]
+    from sea.labeling.scoring import mean_feature
+
+    centred, _ = score_patches(feats, text, top_n=1, center=mean_feature(feats))
+    assert centred[0, :, 0].tolist() == [1, 1, 2, 2]

@@ -19,6 +19,11 @@ from sea.stages import label as label_stage
 from sea.utils import dist
 
 
+def tower_width(cfg) -> int:
+    """Width of the tiny CLIP's joint space (the patch features' and the centre's length)."""
+    return int(json.loads(Path(select(cfg, "model.vision.model_config")).read_text())["embed_dim"])
+
+
 def labels_of(path: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     labels = load_labels(path)
     return {i: labels.get(i) for i in labels.image_ids()}
@@ -31,7 +36,9 @@ def test_stage_writes_labels_metrics_and_quality(label_cfg, world_root: Path, n_
     labels = load_labels(out)
     assert len(labels) == n_pretrain == metrics["images"]
     m = labels.manifest
-    assert m["grid"] == [8, 8] and m["top_n"] == 10 and m["feature"] == "maskclip" and m["sign"] == "cosine"
+    # the world recipe: one label per patch, words centred on the agreement sample's mean patch feature
+    assert m["grid"] == [8, 8] and m["top_n"] == 1 and m["feature"] == "maskclip" and m["sign"] == "cosine"
+    assert m["center_words"] is True and len(m["center"]) == tower_width(cfg)
     assert m["model"] == "tiny-clip-vit" and m["teacher"] is None and m["words"]["count"] == len(labels.words)
     tower = VisionTower.from_config(select(cfg, "model.vision"))
     check_label_compatibility(labels, tower)
@@ -44,7 +51,8 @@ def test_stage_writes_labels_metrics_and_quality(label_cfg, world_root: Path, n_
     from sea.labeling.text import word_embeddings
 
     text, _ = word_embeddings(tower, labels.words)
-    labeler = Labeler(tower, text, labels.words, LabelSettings.from_config(select(cfg, "label")))
+    settings = LabelSettings.from_config(select(cfg, "label"))
+    labeler = Labeler(tower, text, labels.words, settings, centers={"maskclip": torch.tensor(m["center"])})
     row = json.loads((world_root / "prepared/manifests/pretrain.jsonl").read_text().splitlines()[3])
     with Image.open(world_root / "world" / row["image"]) as img:
         ids, scores = labeler.label_batch(tower.preprocess(img.convert("RGB"))[None])
@@ -60,6 +68,10 @@ def test_stage_writes_labels_metrics_and_quality(label_cfg, world_root: Path, n_
     # the world recipe's filter: mean_sim 0.9 or a background word as top-1
     configured = "quality/background/mean_sim_0.9_word_background-black-gray-brown-navy"
     assert metrics["quality/labels/label_precision"] == metrics[f"{configured}/label_precision"]
+    # one label per patch: the label align draws is the top-1
+    assert metrics["quality/labels/sampled_precision"] == pytest.approx(
+        metrics["quality/labels/label_precision"]
+    )
     assert metrics[f"{configured}/bg_unlabelled"] >= metrics["quality/background/mean_sim_0.9/bg_unlabelled"]
     assert m["background"]["mode"] == "mean_sim_word" and m["background"]["threshold"] == 0.9
     assert (out / "quality" / "report.md").read_text().count("| maskclip/cosine |") == 1

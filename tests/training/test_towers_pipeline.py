@@ -70,15 +70,22 @@ def test_label_transfer_align_step_and_generation(
     check_label_compatibility(labels, tower)
     assert metrics["labelled_patch_fraction"] > 0.5
 
-    settings = LabelSettings.from_config(select(cfg, "label"))
+    settings = LabelSettings.from_config(select(cfg, "label")).with_variant(m["variant_choice"]["variant"])
     text, _ = word_embeddings(clip, labels.words)
+    centers = {settings.feature: torch.tensor(m["center"])} if m["center_words"] else None  # word centring
     labeler = Labeler(
-        clip, text, labels.words, settings, target_grid=tower.grid, target_cover=patch_cover(tower)
+        clip,
+        text,
+        labels.words,
+        settings,
+        target_grid=tower.grid,
+        target_cover=patch_cover(tower),
+        centers=centers,
     )
     row = json.loads((tiny_world["prepared"] / "manifests/pretrain.jsonl").read_text().splitlines()[0])
     with Image.open(tiny_world["data"] / row["image"]) as img:
         pixels = clip.preprocess(img.convert("RGB"))[None]
-    own_ids, _ = Labeler(clip, text, labels.words, settings).label_batch(pixels)
+    own_ids, _ = Labeler(clip, text, labels.words, settings, centers=centers).label_batch(pixels)
     ids, _ = labeler.label_batch(pixels)
     assert torch.equal(labels.get(row["id"])[0], ids[0])
     assert own_ids.shape[1] == 16 and ids.shape[1] == tower.num_patches
