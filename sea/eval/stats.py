@@ -235,14 +235,28 @@ def answer_flags(
     return flags
 
 
-def verdict(arm: str, base: str, intervals: Sequence[Sequence[float] | None]) -> tuple[bool, str]:
+INTERVAL_NAMES = ("over questions", "over seeds")
+
+
+def verdict(
+    arm: str, base: str, intervals: Sequence[Sequence[float] | None], names: Sequence[str] = INTERVAL_NAMES
+) -> tuple[bool, str]:
     """(significant, plain sentence) for intervals of arm − baseline (or of a relative gain): significant
-    only when every interval given excludes 0 on the same side."""
-    given = [i for i in intervals if i is not None]
+    only when every interval given excludes 0 on the same side. When they disagree the sentence says which
+    interval contains 0 and which does not (`names`: one per interval)."""
+    named = [(n, i) for n, i in zip(names, intervals, strict=False) if i is not None]
+    given = [i for _, i in named]
     if not given:
         return False, "no interval (no per-question outcomes and fewer than 3 seeds): no claim either way"
     if any(low <= 0 <= high for low, high in given) or len({low > 0 for low, _ in given}) > 1:
-        return False, "no significant difference at this scale"
+        across = [n for n, (low, high) in named if not low <= 0 <= high]
+        within = [n for n, (low, high) in named if low <= 0 <= high]
+        if not across or not within:  # all contain 0, or they exclude it on opposite sides
+            return False, "no significant difference at this scale"
+        return False, (
+            f"no significant difference at this scale: the interval {', '.join(within)} contains 0 "
+            f"(the one {', '.join(across)} does not)"
+        )
     direction = "higher" if given[0][0] > 0 else "lower"
     return True, f"{arm} is {direction} than {base} (every interval excludes 0)"
 

@@ -366,3 +366,29 @@ def test_nothing_is_averaged_when_every_benchmark_is_degenerate(world_cfg, truth
     assert set(avg["left_out"]) == set(BENCHES)
     assert "- sea vs baseline: no benchmark left to average" in "\n".join(average_lines(comp))
     assert C.flat_summary(comp)["gain/average/benchmarks"] == 0.0
+
+
+def test_verdict_names_the_interval_that_contains_zero_when_they_disagree():
+    from sea.eval.stats import verdict
+
+    assert verdict("sea", "baseline", [[1.0, 3.0], [0.5, 2.0]]) == (
+        True,
+        "sea is higher than baseline (every interval excludes 0)",
+    )
+    assert verdict("sea", "baseline", [[-1.0, 3.0], None]) == (
+        False,
+        "no significant difference at this scale",
+    )
+    significant, sentence = verdict("sea", "baseline", [[-0.9, 12.9], [1.1, 9.6]])
+    assert not significant
+    assert sentence == (
+        "no significant difference at this scale: the interval over questions contains 0 "
+        "(the one over seeds does not)"
+    )
+    both = verdict("sea", "baseline", [[-2.0, 1.0], [-1.0, 2.0]])
+    assert both == (False, "no significant difference at this scale")
+    assert verdict("sea", "baseline", [[1.0, 2.0], [-2.0, -1.0]]) == (
+        False,
+        "no significant difference at this scale",
+    )
+    assert verdict("sea", "baseline", [None, None])[1].startswith("no interval")
