@@ -16,6 +16,11 @@ docs/labeling.md):
   same words);
 - `labelled_fraction`: patches with at least one label.
 
+For the stored labels also `drawn_agreement` / `drawn_chance`: the chance that the label `align` draws
+(among all `label.top_n` kept labels, by score: sea-method.md Eq. 9) is a content word of the own / the
+paired caption, over labelled patches. With many kept labels of close scores it is far below
+`patch_agreement`, which reads only the first `top_k`.
+
 Caption content words: the word list's terms of the caption (`sea.data.wordlist.caption_terms`: its
 tokens, or their content lemmas when the list was lemmatised) that are not stop-words and are in the
 list. `label.feature: auto` / `label.sign: auto` pick the variant with the largest
@@ -44,6 +49,7 @@ METRICS = (
     "distinctness",
     "labelled_fraction",
 )
+DRAWN = ("drawn_agreement", "drawn_chance")  # the stored labels only (`CaptionCheck.labels`)
 PAIRING_SEED = 0
 AUTO = "auto"
 
@@ -119,6 +125,37 @@ def agreement_metrics(ids: torch.Tensor, mask: torch.Tensor, image_words: int = 
         "distinctness": _distinctness(tops, pair),
         "labelled_fraction": n_labelled / max(1, labelled.numel()),
     }
+
+
+def drawn_agreement(ids: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+    """`drawn_agreement` / `drawn_chance` (module docstring) of labels `ids` / `scores` (B, N, n) against
+    caption words `mask` (B, q)."""
+    from sea.labeling.scoring import draw_probabilities
+
+    ids = ids.to("cpu", torch.long)
+    p = draw_probabilities(ids, scores.to("cpu"))
+    labelled = ids[..., 0] >= 0
+
+    def expected(m: torch.Tensor) -> float:
+        flat = ids.reshape(ids.shape[0], -1)
+        hit = (m.gather(1, flat.clamp(min=0)) & (flat >= 0)).reshape(ids.shape).float()
+        right = (p * hit).sum(-1)[labelled]
+        return float(right.mean()) if right.numel() else 0.0
+
+    return {"drawn_agreement": expected(mask), "drawn_chance": expected(mask[other_image(ids.shape[0])])}
+
+
+def drawn_label_warning(m: dict[str, float], top_n: int) -> str | None:
+    """A warning when the drawn label's margin over chance is under half the top-1's (`m`: the stored
+    labels' metrics, `CaptionCheck.labels`): align would train mostly on lower-ranked words."""
+    drawn, top = m["drawn_agreement"] - m["drawn_chance"], m["patch_agreement"] - m["patch_chance"]
+    if top <= 0 or drawn >= top / 2:
+        return None
+    return (
+        f"the labels align draws (one of label.top_n={top_n} by score) agree with the captions {drawn:.3f} "
+        f"above chance, their top-1 {top:.3f}: align trains mostly on lower-ranked words; consider "
+        "label.top_n=1 or align.sea.sampling=argmax"
+    )
 
 
 def _distinctness(tops: torch.Tensor, pair: torch.Tensor) -> float:
@@ -201,8 +238,25 @@ class CaptionCheck:
         return {v: self._metrics(*v.split("/"), min_score) for v in variants_of(AUTO, AUTO)}
 
     def labels(self, settings: Any) -> dict[str, float]:
-        """The stored labels' metrics: the settings' variant, threshold and background filter."""
-        return self._metrics(settings.feature, settings.sign, settings.min_score, settings.background)
+        """The stored labels' metrics: the settings' variant, threshold and background filter, plus the
+        drawn label's agreement (`drawn_agreement`, `drawn_chance`)."""
+        return {
+            **self._metrics(settings.feature, settings.sign, settings.min_score, settings.background),
+            **self._drawn(settings),
+        }
+
+    @torch.no_grad()
+    def _drawn(self, settings: Any) -> dict[str, float]:
+        from sea.labeling.scoring import SIGNS, background_mask, centered, finalize, similarity_topk
+
+        f = self.feats[settings.feature]
+        top_n = settings.top_n
+        s, i = similarity_topk(
+            centered(f, self.centers.get(settings.feature)), self.text, top_n, SIGNS[settings.sign]
+        )
+        bg = background_mask(s, i, settings.background, settings.background.word_ids(self.words), f)
+        ids, scores = finalize(s, i, settings.min_score, bg)
+        return drawn_agreement(ids, scores, self.mask)
 
 
 def margin(m: dict[str, float]) -> float:
@@ -253,7 +307,8 @@ def check_labels(variant: str, m: dict[str, float], guard: Guard, images: int) -
 
 def format_table(report: dict[str, dict[str, float]]) -> str:
     """A markdown table of variant -> metrics."""
-    lines = ["| variant | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
+    keys = (*METRICS, *DRAWN)
+    lines = ["| variant | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for v, m in report.items():
-        lines.append(f"| {v} | " + " | ".join(f"{m[k]:.3f}" for k in METRICS) + " |")
+        lines.append(f"| {v} | " + " | ".join(f"{m[k]:.3f}" if k in m else "-" for k in keys) + " |")
     return "\n".join(lines)

@@ -28,7 +28,14 @@ from typing import Any
 
 import torch
 
-from sea.labeling.scoring import BackgroundFilter, background_mask, centered, finalize, similarity_topk
+from sea.labeling.scoring import (
+    BackgroundFilter,
+    background_mask,
+    centered,
+    draw_probabilities,
+    finalize,
+    similarity_topk,
+)
 from sea.labeling.settings import Quality
 from sea.labeling.transfer import overlap_index
 
@@ -83,12 +90,7 @@ def sampled_precision(ids: torch.Tensor, scores: torch.Tensor, hit: torch.Tensor
     """Of the labelled patches, the mean chance that a score-weighted draw among the kept labels is right
     (`hit` (B, N, n): the slot's word is right)."""
     labelled = ids[..., 0] >= 0
-    weight = scores.float().clamp(min=0) * (ids >= 0)
-    total = weight.sum(-1, keepdim=True)
-    # a labelled patch whose kept scores are all 0 draws uniformly among its kept labels
-    weight = torch.where(total > 0, weight, (ids >= 0).float())
-    p = weight / weight.sum(-1, keepdim=True).clamp(min=1e-12)
-    right = (p * hit).sum(-1)[labelled]
+    right = (draw_probabilities(ids, scores) * hit).sum(-1)[labelled]
     return float(right.mean()) if right.numel() else float("nan")
 
 

@@ -168,6 +168,16 @@ def finalize(
     return ids, scores
 
 
+def draw_probabilities(ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """(..., n) probability that `align` draws each kept label slot (sea-method.md Eq. 9, `align.sea.sampling:
+    weighted`): score / sum of the kept scores; uniform over the kept slots when they all score 0; 0 for
+    empty slots and for patches without labels."""
+    kept = (ids >= 0).float()
+    weight = scores.float().clamp(min=0) * kept
+    weight = torch.where(weight.sum(-1, keepdim=True) > 0, weight, kept)
+    return weight / weight.sum(-1, keepdim=True).clamp(min=1e-12)
+
+
 def score_patches(
     feats: torch.Tensor,
     text: torch.Tensor,

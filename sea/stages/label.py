@@ -229,6 +229,7 @@ def caption_check(
     from sea.labeling.agreement import (
         CaptionCheck,
         check_labels,
+        drawn_label_warning,
         format_table,
         pick_variant,
         variants_of,
@@ -256,6 +257,8 @@ def caption_check(
     reason = ("auto picked " if settings.auto else "configured ") + reason
     stored = check.labels(settings.with_variant(variant))
     failure = check_labels(variant, stored, section.guard, check.images)
+    if warning := drawn_label_warning(stored, settings.top_n):
+        log.warning("label: %s", warning)
     log.info("label: %s\n%s", reason, format_table({**variants, f"stored: {variant}": stored}))
     metrics = {f"agreement/{v}/{k}": x for v, m in variants.items() for k, x in m.items()}
     metrics |= {f"agreement/labels/{k}": x for k, x in stored.items()}

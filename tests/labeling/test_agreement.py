@@ -21,6 +21,8 @@ from sea.labeling.agreement import (
     agreement_metrics,
     caption_word_mask,
     check_labels,
+    drawn_agreement,
+    drawn_label_warning,
     image_top_words,
     other_image,
     pick_variant,
@@ -82,6 +84,31 @@ def test_agreement_metrics_by_hand() -> None:
     same = torch.zeros(2, 4, 1, dtype=torch.long)
     flat = agreement_metrics(same, mask)
     assert flat["distinctness"] == 0.0 and flat["top1_max_share"] == 1.0 and flat["top1_entropy_bits"] == 0.0
+
+
+def test_drawn_agreement_weights_each_kept_label_by_its_score() -> None:
+    mask = caption_word_mask(CAPTIONS, WORDS)
+    # image 0, patch 0: red (0.6, in its caption) or blue (0.2, not) -> 0.75; patch 1: empty (not counted)
+    # image 1, patch 0: square alone -> 1; patch 1: red (0.3) or square (0.3) -> 0.5
+    ids = torch.tensor([[[0, 1], [-1, -1]], [[3, -1], [0, 3]]])
+    scores = torch.tensor([[[0.6, 0.2], [0.0, 0.0]], [[0.5, 0.0], [0.3, 0.3]]])
+    m = drawn_agreement(ids, scores, mask)
+    assert m["drawn_agreement"] == pytest.approx((0.75 + 1.0 + 0.5) / 3)
+    # against the swapped captions: blue on image 0 (0.25); red on image 1 (0 then 0.5)
+    assert m["drawn_chance"] == pytest.approx((0.25 + 0.0 + 0.5) / 3)
+    # one label per patch: the drawn label is the first, as `patch_agreement` with top_k 1 reads it
+    one = drawn_agreement(ids[..., :1], scores[..., :1], mask)
+    assert one["drawn_agreement"] == pytest.approx(agreement_metrics(ids[..., :1], mask)["patch_agreement"])
+
+
+def test_drawn_label_warning_fires_when_the_draw_loses_most_of_the_top1_margin() -> None:
+    # the default world's labels before one label per patch: top-1 0.894 vs 0.184, drawn 0.572 vs 0.253
+    old = {"patch_agreement": 0.894, "patch_chance": 0.184, "drawn_agreement": 0.572, "drawn_chance": 0.253}
+    message = drawn_label_warning(old, 10)
+    assert message and "label.top_n=10" in message and "0.319" in message and "0.710" in message
+    now = {"patch_agreement": 0.947, "patch_chance": 0.171, "drawn_agreement": 0.947, "drawn_chance": 0.171}
+    assert drawn_label_warning(now, 1) is None
+    assert drawn_label_warning({**old, "patch_agreement": 0.1, "patch_chance": 0.2}, 10) is None  # at chance
 
 
 def test_guard() -> None:

@@ -68,7 +68,10 @@ def test_stage_writes_labels_metrics_and_quality(label_cfg, world_root: Path, n_
     # the world recipe's filter: mean_sim 0.9 or a background word as top-1
     configured = "quality/background/mean_sim_0.9_word_background-black-gray-brown-navy"
     assert metrics["quality/labels/label_precision"] == metrics[f"{configured}/label_precision"]
-    # one label per patch: the label align draws is the top-1
+    # one label per patch: the label align draws is the top-1, by ground truth and by the captions
+    assert metrics["agreement/labels/drawn_agreement"] == pytest.approx(
+        metrics["agreement/labels/patch_agreement"]
+    )
     assert metrics["quality/labels/sampled_precision"] == pytest.approx(
         metrics["quality/labels/label_precision"]
     )
