@@ -222,15 +222,21 @@ class CaptionCheck:
         return int(self.mask.shape[0])
 
     @torch.no_grad()
-    def _metrics(self, feature: str, sign: str, min_score: float, background: Any = None) -> dict[str, float]:
+    def _labels(
+        self, feature: str, sign: str, n: int, min_score: float, background: Any = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids, scores) of the first `n` labels per patch of the sample, as the labeler makes them."""
         from sea.labeling.scoring import SIGNS, background_mask, centered, finalize, similarity_topk
 
         f = self.feats[feature]
-        s, i = similarity_topk(centered(f, self.centers.get(feature)), self.text, self.top_k, SIGNS[sign])
+        s, i = similarity_topk(centered(f, self.centers.get(feature)), self.text, n, SIGNS[sign])
         bg = None
         if background is not None:
             bg = background_mask(s, i, background, background.word_ids(self.words), f)
-        ids, _ = finalize(s, i, min_score, bg)
+        return finalize(s, i, min_score, bg)
+
+    def _metrics(self, feature: str, sign: str, min_score: float, background: Any = None) -> dict[str, float]:
+        ids, _ = self._labels(feature, sign, self.top_k, min_score, background)
         return agreement_metrics(ids, self.mask, self.image_words)
 
     def variants(self, min_score: float = 0.0) -> dict[str, dict[str, float]]:
@@ -245,17 +251,9 @@ class CaptionCheck:
             **self._drawn(settings),
         }
 
-    @torch.no_grad()
     def _drawn(self, settings: Any) -> dict[str, float]:
-        from sea.labeling.scoring import SIGNS, background_mask, centered, finalize, similarity_topk
-
-        f = self.feats[settings.feature]
-        top_n = settings.top_n
-        s, i = similarity_topk(
-            centered(f, self.centers.get(settings.feature)), self.text, top_n, SIGNS[settings.sign]
-        )
-        bg = background_mask(s, i, settings.background, settings.background.word_ids(self.words), f)
-        ids, scores = finalize(s, i, settings.min_score, bg)
+        s = settings
+        ids, scores = self._labels(s.feature, s.sign, s.top_n, s.min_score, s.background)
         return drawn_agreement(ids, scores, self.mask)
 
 

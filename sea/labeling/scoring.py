@@ -168,14 +168,19 @@ def finalize(
     return ids, scores
 
 
-def draw_probabilities(ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-    """(..., n) probability that `align` draws each kept label slot (sea-method.md Eq. 9, `align.sea.sampling:
-    weighted`): score / sum of the kept scores; uniform over the kept slots when they all score 0; 0 for
-    empty slots and for patches without labels."""
-    kept = (ids >= 0).float()
-    weight = scores.float().clamp(min=0) * kept
-    weight = torch.where(weight.sum(-1, keepdim=True) > 0, weight, kept)
-    return weight / weight.sum(-1, keepdim=True).clamp(min=1e-12)
+def draw_weights(ids: torch.Tensor, scores: torch.Tensor, min_score: float = 0.0) -> torch.Tensor:
+    """(..., n) how `align` weighs each label slot when it draws one (sea-method.md Eq. 9): the score of a
+    usable label (id >= 0, score > min_score), 0 elsewhere, as `sea.training.sea_loss.sample_labels` weighs
+    them (a test checks the two agree; the label stage does not import the training code)."""
+    usable = (ids >= 0) & (scores > min_score)
+    return torch.where(usable, scores.float(), torch.zeros((), dtype=torch.float32))
+
+
+def draw_probabilities(ids: torch.Tensor, scores: torch.Tensor, min_score: float = 0.0) -> torch.Tensor:
+    """(..., n) probability that `align` draws each label slot (`align.sea.sampling: weighted`); all 0 for
+    a patch without a usable label (align draws another patch of its window)."""
+    weights = draw_weights(ids, scores, min_score)
+    return weights / weights.sum(-1, keepdim=True).clamp(min=1e-12)
 
 
 def score_patches(

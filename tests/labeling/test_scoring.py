@@ -139,3 +139,21 @@ def test_word_centring_stops_a_hub_word_taking_every_patch() -> None:
 
     centred, _ = score_patches(feats, text, top_n=1, center=mean_feature(feats))
     assert centred[0, :, 0].tolist() == [1, 1, 2, 2]
+
+
+def test_draw_probabilities_are_how_often_align_draws_each_label() -> None:
+    from sea.labeling.scoring import draw_probabilities
+    from sea.training.sea_loss import sample_labels
+
+    ids = torch.tensor([[4, 7, 2, -1], [5, -1, -1, -1], [1, 3, 6, 0]])
+    scores = torch.tensor([[0.6, 0.3, 0.1, 0.0], [0.2, 0.0, 0.0, 0.0], [0.5, 0.5, -0.1, 0.0]])
+    p = draw_probabilities(ids, scores)
+    n = 20000
+    u = torch.rand(n, generator=torch.Generator().manual_seed(0))
+    for row in range(3):
+        words, ok = sample_labels(ids[row].expand(n, -1), scores[row].expand(n, -1), u)
+        assert ok.all()
+        freq = torch.stack([(words == w).float().mean() for w in ids[row]])
+        torch.testing.assert_close(
+            freq, p[row], atol=0.015, rtol=0
+        )  # unusable slots (score <= 0) never drawn
