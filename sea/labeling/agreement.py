@@ -130,19 +130,16 @@ def agreement_metrics(ids: torch.Tensor, mask: torch.Tensor, image_words: int = 
 def drawn_agreement(ids: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
     """`drawn_agreement` / `drawn_chance` (module docstring) of labels `ids` / `scores` (B, N, n) against
     caption words `mask` (B, q)."""
-    from sea.labeling.scoring import draw_probabilities
+    from sea.labeling.scoring import drawn_hit_rate
 
-    ids = ids.to("cpu", torch.long)
-    p = draw_probabilities(ids, scores.to("cpu"))
-    labelled = ids[..., 0] >= 0
+    ids, scores = ids.to("cpu", torch.long), scores.to("cpu")
+    flat = ids.reshape(ids.shape[0], -1)
 
-    def expected(m: torch.Tensor) -> float:
-        flat = ids.reshape(ids.shape[0], -1)
-        hit = (m.gather(1, flat.clamp(min=0)) & (flat >= 0)).reshape(ids.shape).float()
-        right = (p * hit).sum(-1)[labelled]
-        return float(right.mean()) if right.numel() else 0.0
+    def rate(m: torch.Tensor) -> float:
+        hit = (m.gather(1, flat.clamp(min=0)) & (flat >= 0)).reshape(ids.shape)
+        return drawn_hit_rate(ids, scores, hit, 0.0)
 
-    return {"drawn_agreement": expected(mask), "drawn_chance": expected(mask[other_image(ids.shape[0])])}
+    return {"drawn_agreement": rate(mask), "drawn_chance": rate(mask[other_image(ids.shape[0])])}
 
 
 def drawn_label_warning(m: dict[str, float], top_n: int) -> str | None:
@@ -226,10 +223,10 @@ class CaptionCheck:
         self, feature: str, sign: str, n: int, min_score: float, background: Any = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(ids, scores) of the first `n` labels per patch of the sample, as the labeler makes them."""
-        from sea.labeling.scoring import SIGNS, background_mask, centered, finalize, similarity_topk
+        from sea.labeling.scoring import SIGNS, background_mask, finalize, similarity_topk
 
         f = self.feats[feature]
-        s, i = similarity_topk(centered(f, self.centers.get(feature)), self.text, n, SIGNS[sign])
+        s, i = similarity_topk(f, self.text, n, SIGNS[sign], center=self.centers.get(feature))
         bg = None
         if background is not None:
             bg = background_mask(s, i, background, background.word_ids(self.words), f)

@@ -31,8 +31,7 @@ import torch
 from sea.labeling.scoring import (
     BackgroundFilter,
     background_mask,
-    centered,
-    draw_probabilities,
+    drawn_hit_rate,
     finalize,
     similarity_topk,
 )
@@ -86,14 +85,6 @@ def ground_truth_on_grid(
     return GroundTruth(list(image_ids), torch.stack(objects), torch.stack(right), list(records))
 
 
-def sampled_precision(ids: torch.Tensor, scores: torch.Tensor, hit: torch.Tensor) -> float:
-    """Of the labelled patches, the mean chance that a score-weighted draw among the kept labels is right
-    (`hit` (B, N, n): the slot's word is right)."""
-    labelled = ids[..., 0] >= 0
-    right = (draw_probabilities(ids, scores) * hit).sum(-1)[labelled]
-    return float(right.mean()) if right.numel() else float("nan")
-
-
 def evaluate(ids: torch.Tensor, gt: GroundTruth, scores: torch.Tensor | None = None) -> dict[str, float]:
     """Accuracy metrics (module docstring) of labels `ids` (B, N, n) int, -1 = empty; with their
     `scores`, also `sampled_precision`."""
@@ -119,7 +110,7 @@ def evaluate(ids: torch.Tensor, gt: GroundTruth, scores: torch.Tensor | None = N
         "bg_balanced": (frac(labelled, fg) + frac(~labelled, bg)) / 2,
     }
     if scores is not None:
-        metrics["sampled_precision"] = sampled_precision(ids, scores.to("cpu"), hit)
+        metrics["sampled_precision"] = drawn_hit_rate(ids, scores.to("cpu"), hit, float("nan"))
     return metrics
 
 
@@ -143,7 +134,7 @@ def variant_report(
     centers = centers or {}
     for feature, f in feats.items():
         for sign in signs:
-            s, i = similarity_topk(centered(f, centers.get(feature)), text, top_n, SIGNS[sign])
+            s, i = similarity_topk(f, text, top_n, SIGNS[sign], center=centers.get(feature))
             ids, _ = finalize(s, i, min_score)
             ids = (map_ids(ids) if map_ids else ids).cpu()
             all_ids[f"{feature}/{sign}"] = ids
@@ -165,7 +156,7 @@ def filter_report(
     center: torch.Tensor | None = None,
 ) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
     """`<filter name>/<metric>` for each background filter on one variant; the label ids per filter."""
-    s, i = similarity_topk(centered(feats, center), text, top_n, sign)
+    s, i = similarity_topk(feats, text, top_n, sign, center=center)
     metrics: dict[str, float] = {}
     all_ids: dict[str, torch.Tensor] = {}
     for flt in filters:

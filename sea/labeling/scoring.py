@@ -107,9 +107,12 @@ def similarity_topk(
     sign: float = 1.0,
     chunk_elems: int = DEFAULT_CHUNK_ELEMS,
     matmul_dtype: torch.dtype | None = None,
+    center: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-n (scores fp32, ids int64) of `sign * feats @ text.T` over the last dim of `feats` (..., d)
-    against `text` (q, d). Chunks of patches keep the similarity matrix under `chunk_elems` elements."""
+    against `text` (q, d); with `center`, of `centered(feats, center)` (word centring). Chunks of patches
+    keep the similarity matrix under `chunk_elems` elements."""
+    feats = centered(feats, center)
     lead = feats.shape[:-1]
     flat = feats.reshape(-1, feats.shape[-1])
     k = min(int(top_n), text.shape[0])
@@ -168,19 +171,21 @@ def finalize(
     return ids, scores
 
 
-def draw_weights(ids: torch.Tensor, scores: torch.Tensor, min_score: float = 0.0) -> torch.Tensor:
-    """(..., n) how `align` weighs each label slot when it draws one (sea-method.md Eq. 9): the score of a
-    usable label (id >= 0, score > min_score), 0 elsewhere, as `sea.training.sea_loss.sample_labels` weighs
-    them (a test checks the two agree; the label stage does not import the training code)."""
-    usable = (ids >= 0) & (scores > min_score)
-    return torch.where(usable, scores.float(), torch.zeros((), dtype=torch.float32))
-
-
 def draw_probabilities(ids: torch.Tensor, scores: torch.Tensor, min_score: float = 0.0) -> torch.Tensor:
-    """(..., n) probability that `align` draws each label slot (`align.sea.sampling: weighted`); all 0 for
-    a patch without a usable label (align draws another patch of its window)."""
-    weights = draw_weights(ids, scores, min_score)
+    """(..., n) probability that `align` draws each label slot (sea-method.md Eq. 9, `align.sea.sampling:
+    weighted`): score / sum over the usable labels (id >= 0, score > min_score), as
+    `sea.training.sea_loss.sample_labels` weighs them (a test checks the two agree; the label stage does not
+    import the training code). All 0 for a patch without a usable label (align draws another patch)."""
+    usable = (ids >= 0) & (scores > min_score)
+    weights = torch.where(usable, scores.float(), torch.zeros((), dtype=torch.float32))
     return weights / weights.sum(-1, keepdim=True).clamp(min=1e-12)
+
+
+def drawn_hit_rate(ids: torch.Tensor, scores: torch.Tensor, hit: torch.Tensor, empty: float) -> float:
+    """Over the labelled patches, the mean chance that the label align draws is one `hit` marks (B, N, n
+    bool: the slot's word is right / a caption word); `empty` when no patch is labelled."""
+    right = (draw_probabilities(ids, scores) * hit).sum(-1)[ids[..., 0] >= 0]
+    return float(right.mean()) if right.numel() else empty
 
 
 def score_patches(
@@ -198,7 +203,7 @@ def score_patches(
     """Labels for normalised patch features `feats` (B, N, d) against normalised word embeddings `text`
     (q, d): (ids int32 (B, N, n), scores fp16 (B, N, n)), empty slots -1 / 0. With `center` (word
     centring) the scores are similarities minus the words' mean similarities."""
-    s, i = similarity_topk(centered(feats, center), text, top_n, check_sign(sign), chunk_elems, matmul_dtype)
+    s, i = similarity_topk(feats, text, top_n, check_sign(sign), chunk_elems, matmul_dtype, center)
     bg = background_mask(s, i, background, bg_word_ids, feats) if background is not None else None
     ids, scores = finalize(s, i, min_score, bg)
     if ids.shape[-1] < top_n:  # fewer words than slots: pad with empty slots
