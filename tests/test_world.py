@@ -137,6 +137,16 @@ def true_short_answer(question: str, objects: list[dict], shapes: list[str]) -> 
         axis = {"left", "right"} if match_any(language.RELATION_X_Q, question) else {"above", "below"}
         assert len(rel & axis) == 1, question
         return (rel & axis).pop()
+    if (m := match_any(language.VERIFY_COLOR_Q, question)) is not None:
+        return "yes" if unique(m["ref"], objects)["color"] == m["color"] else "no"
+    if (m := match_any(language.VERIFY_COUNT_Q, question)) is not None:
+        noun = m["noun"].removesuffix("s").removesuffix(" object")
+        matching = objects if noun == "object" else [o for o in objects if o["color"] == noun]
+        return "yes" if len(matching) == COUNT_WORDS.index(m["n"]) else "no"
+    for asked, words in language.RELATION_SENTENCE.items():
+        templates = tuple(t.replace("{rel}", words) for t in language.VERIFY_RELATION_Q)
+        if (m := match_any(templates, question)) is not None:
+            return "yes" if asked in relation(unique(m["a"], objects), unique(m["b"], objects)) else "no"
     raise AssertionError(f"question matches no known template: {question!r}")
 
 
@@ -332,7 +342,11 @@ def test_instruct_answers_agree_with_ground_truth(world, truth):
             else:
                 true_short_answer(text, objects, wcfg["shapes"])  # unambiguous (raises otherwise)
                 checked["long"] += 1
+            plain = text.removesuffix(language.SHORT_SUFFIX)
+            if a["value"].split(",")[0] in ("Yes", "No") and match_any(language.EXISTENCE_Q, plain) is None:
+                checked["verify " + a["value"].split(",")[0]] += 1
     assert checked["mc"] > 0 and checked["short"] > 0 and checked["long"] > 0
+    assert checked["verify Yes"] > 0 and checked["verify No"] > 0, checked
 
 
 # ----------------------------------------------------------------------------- (4) eval files
@@ -390,7 +404,8 @@ def test_mme_has_yes_no_pairs_per_image_and_category(world, truth):
     questions = read_jsonl(out / "eval/mme/llava_mme.jsonl")
     by_cat = defaultdict(list)
     for q in questions:
-        assert q["text"].endswith(language.YES_NO_SUFFIX)
+        # LLaVA's llava_mme.jsonl asks with the short-answer suffix; MME's own phrasing stays in the ground truth.
+        assert q["text"].endswith(language.SHORT_SUFFIX) and language.YES_NO_SUFFIX not in q["text"]
         assert q["question_id"] == f"{q['category']}/{q['image']}"
         by_cat[q["category"]].append(q)
     assert set(by_cat) == set(evalsets.MME_CATEGORIES)
@@ -402,7 +417,8 @@ def test_mme_has_yes_no_pairs_per_image_and_category(world, truth):
         for k in range(0, len(lines), 2):
             (img1, q1, gt1), (img2, q2, gt2) = lines[k].split("\t"), lines[k + 1].split("\t")
             assert img1 == img2 == qs[k]["image"] == qs[k + 1]["image"]
-            assert (q1, q2) == (qs[k]["text"], qs[k + 1]["text"]) and q1 != q2
+            asked = tuple(q["text"].removesuffix(language.SHORT_SUFFIX) + language.YES_NO_SUFFIX for q in qs[k : k + 2])
+            assert (q1, q2) == asked and q1 != q2
             assert (gt1, gt2) == ("Yes", "No")
             objects = truth["eval"][img1.removesuffix(".png")]["objects"]
             for q, gt in ((q1, gt1), (q2, gt2)):

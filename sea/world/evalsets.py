@@ -305,7 +305,9 @@ MME_BUILDERS = {
 
 def write_mme(scenes: list[Scene], cfg: WorldConfig, seed: int, out: Path) -> dict[str, int]:
     """llava_mme.jsonl and ground_truth/<category>.txt: two questions per image and category, the yes
-    question first, then the no question."""
+    question first, then the no question. As in LLaVA's llava_mme.jsonl (and lmms-eval), the model is asked
+    with the short-answer suffix; the ground truth keeps MME's " Please answer yes or no." (the scorer
+    swaps one for the other, as convert_answer_to_mme.py does)."""
     questions: list[dict] = []
     metrics: dict[str, int] = {}
     for c, category in enumerate(MME_CATEGORIES):
@@ -313,16 +315,15 @@ def write_mme(scenes: list[Scene], cfg: WorldConfig, seed: int, out: Path) -> di
         for i, scene in enumerate(scenes):
             rng = np.random.default_rng([seed, MME_CODE, c, i])
             for q, gt in MME_BUILDERS[category](scene, cfg, rng):
-                text = q + YES_NO_SUFFIX
                 questions.append(
                     {
                         "question_id": f"{category}/{_image_name(scene)}",
                         "image": _image_name(scene),
-                        "text": text,
+                        "text": q + SHORT_SUFFIX,
                         "category": category,
                     }
                 )
-                lines.append(f"{_image_name(scene)}\t{text}\t{gt}\n")
+                lines.append(f"{_image_name(scene)}\t{q}{YES_NO_SUFFIX}\t{gt}\n")
         gt_path = out / "ground_truth" / f"{category}.txt"
         gt_path.parent.mkdir(parents=True, exist_ok=True)
         gt_path.write_text("".join(lines), encoding="utf-8")

@@ -67,7 +67,7 @@ def truth(world_cfg) -> dict[str, list[dict]]:
             mme_gt[(f.stem, image, question)] = ans
     out["mme"] = [
         {"qid": q["question_id"], "prompt": q["text"],
-         "truth": (a := mme_gt[(q["category"], q["image"], q["text"])]), "wrong": flip[a.lower()]}
+         "truth": (a := mme_gt[(q["category"], q["image"], as_in_mme(q["text"]))]), "wrong": flip[a.lower()]}
         for q in read(sets["mme"]["questions"])
     ]  # fmt: skip
     rows = read_mmbench_tsv(sets["mmbench"]["questions"])
@@ -85,6 +85,11 @@ def truth(world_cfg) -> dict[str, list[dict]]:
             }
         )
     return out
+
+
+def as_in_mme(prompt: str) -> str:
+    """The world asks MME with LLaVA's short-answer suffix; its ground truth keeps MME's own phrasing."""
+    return prompt.removesuffix("\nAnswer the question using a single word or phrase.") + " Please answer yes or no."
 
 
 Policy = Callable[[int, dict], str]
