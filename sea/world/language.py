@@ -351,63 +351,6 @@ def ask_existence(scene: Scene, cfg: WorldConfig, rng: np.random.Generator) -> Q
     )
 
 
-VERIFY_COLOR_Q = ("Is the {ref} colored {color}?", "Does the {ref} appear {color}?")
-VERIFY_COUNT_Q = ("Do you see exactly {n} {noun} in the picture?", "Can you count {n} {noun} here?")
-VERIFY_RELATION_Q = ("Is the {a} placed {rel} the {b}?", "Does the {a} appear {rel} the {b}?")
-
-
-def _verify_color(scene: Scene, cfg: WorldConfig, rng: np.random.Generator) -> tuple[str, bool, str] | None:
-    objs = [o for o in scene.objects if scene.shape_count()[o.shape] == 1]
-    if not objs:
-        return None
-    o = pick(rng, objs)
-    ref = refer(scene, o, rng, avoid="color")
-    truth = bool(rng.random() < 0.5)
-    color = o.color if truth else pick(rng, [c for c in cfg.colors if c != o.color])
-    return pick(rng, VERIFY_COLOR_Q).format(ref=ref, color=color), truth, f"the {ref} is {o.color}"
-
-
-def _verify_count(scene: Scene, cfg: WorldConfig, rng: np.random.Generator) -> tuple[str, bool, str] | None:
-    if rng.random() < 0.5:
-        n, noun = len(scene.objects), "object"
-    else:
-        color = pick(rng, sorted(scene.color_count()))
-        n, noun = scene.color_count()[color], f"{color} object"
-    truth = bool(rng.random() < 0.5)
-    m = n if truth else pick(rng, [k for k in range(1, cfg.max_objects + 2) if k != n])
-    question = pick(rng, VERIFY_COUNT_Q).format(n=COUNT_WORDS[m], noun=noun if m == 1 else plural(noun))
-    return question, truth, f"{there_be(n).lower()} {count_phrase(n, noun)}"
-
-
-def _verify_relation(scene: Scene, cfg: WorldConfig, rng: np.random.Generator) -> tuple[str, bool, str] | None:
-    pairs = separated_pairs(scene)
-    if not pairs:
-        return None
-    a, b, rel = pick(rng, pairs)
-    ra, rb = refer(scene, a, rng), refer(scene, b, rng)
-    truth = bool(rng.random() < 0.5)
-    asked = rel if truth else OPPOSITE_RELATION[rel]
-    question = pick(rng, VERIFY_RELATION_Q).format(a=ra, b=rb, rel=RELATION_SENTENCE[asked])
-    return question, truth, f"the {ra} is {RELATION_SENTENCE[rel]} the {rb}"
-
-
-OPPOSITE_RELATION = {"left": "right", "right": "left", "above": "below", "below": "above"}
-VERIFIERS = (_verify_color, _verify_count, _verify_relation)
-
-
-def ask_verify(scene: Scene, cfg: WorldConfig, rng: np.random.Generator) -> QA | None:
-    """A yes/no check of a colour, a count or a relation, true half the time ('Is the star colored red?'),
-    as VQAv2's and GQA's verify questions in LLaVA's mix: without them the world's model never says yes or
-    no to anything but existence, and MME asks yes/no about all four."""
-    i = int(rng.integers(len(VERIFIERS)))
-    made = VERIFIERS[i](scene, cfg, rng)
-    if made is None:
-        return None
-    question, truth, fact = made
-    answer = "Yes" if truth else "No"
-    return QA("verify", f"verify{i}", question, answer, f"{answer}, {fact}.")
-
-
 ASKERS: dict[str, Callable[[Scene, WorldConfig, np.random.Generator], QA | None]] = {
     "color": ask_color,
     "shape": ask_shape,
@@ -415,7 +358,6 @@ ASKERS: dict[str, Callable[[Scene, WorldConfig, np.random.Generator], QA | None]
     "position": ask_position,
     "relation": ask_relation,
     "existence": ask_existence,
-    "verify": ask_verify,
 }
 
 
