@@ -41,7 +41,8 @@ def test_a_typo_in_stages_is_a_quick_one_line_error_without_a_server(tmp_path: P
         (
             ["experiment=nope"],
             "Could not find 'experiment/nope' (available options in 'experiment': "
-            "sea_llava15_gemma2b, sea_llava15_vicuna7b, tiny)",
+            + ", ".join(sorted(p.stem for p in (Path(__file__).parents[1] / "conf/experiment").glob("*.yaml")))
+            + ")",
         ),
     ],
 )
