@@ -31,6 +31,9 @@ def test_a_typo_in_stages_is_a_quick_one_line_error_without_a_server(tmp_path: P
     assert not (tmp_path / "out").exists()
 
 
+EXPERIMENTS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "experiment").glob("*.yaml"))
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -41,8 +44,7 @@ def test_a_typo_in_stages_is_a_quick_one_line_error_without_a_server(tmp_path: P
         (
             ["experiment=nope"],
             "Could not find 'experiment/nope' (available options in 'experiment': "
-            + ", ".join(sorted(p.stem for p in (Path(__file__).parents[1] / "conf/experiment").glob("*.yaml")))
-            + ")",
+            f"{', '.join(EXPERIMENTS)})",
         ),
     ],
 )

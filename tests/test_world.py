@@ -390,7 +390,7 @@ def test_mme_has_yes_no_pairs_per_image_and_category(world, truth):
     questions = read_jsonl(out / "eval/mme/llava_mme.jsonl")
     by_cat = defaultdict(list)
     for q in questions:
-        # LLaVA's llava_mme.jsonl asks with the short-answer suffix; MME's own phrasing stays in the ground truth.
+        # LLaVA's llava_mme.jsonl asks with the short-answer suffix; the ground truth keeps MME's phrasing.
         assert q["text"].endswith(language.SHORT_SUFFIX) and language.YES_NO_SUFFIX not in q["text"]
         assert q["question_id"] == f"{q['category']}/{q['image']}"
         by_cat[q["category"]].append(q)
@@ -403,7 +403,9 @@ def test_mme_has_yes_no_pairs_per_image_and_category(world, truth):
         for k in range(0, len(lines), 2):
             (img1, q1, gt1), (img2, q2, gt2) = lines[k].split("\t"), lines[k + 1].split("\t")
             assert img1 == img2 == qs[k]["image"] == qs[k + 1]["image"]
-            asked = tuple(q["text"].removesuffix(language.SHORT_SUFFIX) + language.YES_NO_SUFFIX for q in qs[k : k + 2])
+            asked = tuple(
+                q["text"].removesuffix(language.SHORT_SUFFIX) + language.YES_NO_SUFFIX for q in qs[k : k + 2]
+            )
             assert (q1, q2) == asked and q1 != q2
             assert (gt1, gt2) == ("Yes", "No")
             objects = truth["eval"][img1.removesuffix(".png")]["objects"]

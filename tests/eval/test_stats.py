@@ -89,7 +89,8 @@ def truth(world_cfg) -> dict[str, list[dict]]:
 
 def as_in_mme(prompt: str) -> str:
     """The world asks MME with LLaVA's short-answer suffix; its ground truth keeps MME's own phrasing."""
-    return prompt.removesuffix("\nAnswer the question using a single word or phrase.") + " Please answer yes or no."
+    question = prompt.removesuffix("\nAnswer the question using a single word or phrase.")
+    return question + " Please answer yes or no."
 
 
 Policy = Callable[[int, dict], str]
