@@ -22,6 +22,7 @@ from sea.eval.outcomes import point_headline
 from sea.eval.render import average_lines
 from sea.eval.scorers.mmbench import read_mmbench_tsv, row_options
 from sea.stages import report as R
+from sea.world.language import SHORT_SUFFIX, YES_NO_SUFFIX
 
 BENCHES = ("gqa", "pope", "mme", "mmbench")
 SETTINGS = report_settings(bootstrap={"resamples": 500, "seed": 0})
@@ -89,8 +90,7 @@ def truth(world_cfg) -> dict[str, list[dict]]:
 
 def as_in_mme(prompt: str) -> str:
     """The world asks MME with LLaVA's short-answer suffix; its ground truth keeps MME's own phrasing."""
-    question = prompt.removesuffix("\nAnswer the question using a single word or phrase.")
-    return question + " Please answer yes or no."
+    return prompt.removesuffix(SHORT_SUFFIX) + YES_NO_SUFFIX
 
 
 Policy = Callable[[int, dict], str]
