@@ -230,7 +230,8 @@ def test_a_known_difference_gives_an_interval_that_excludes_zero(world_cfg, trut
     assert 0 < low <= 50.0 <= high
     avg = comp["average"]["sea"]
     assert avg["ci"][0] > 0 and avg["significant"]
-    assert avg["verdict"] == "sea is higher than baseline (every interval excludes 0)"
+    # one seed: the verdict says that seed-to-seed variation is not in it
+    assert avg["verdict"].startswith("sea is higher than baseline over questions, but no interval over seeds")
     # deterministic, and the draws depend on the bootstrap seed
     assert comparison(root, ["sea", "baseline"])["average"]["sea"]["ci"] == avg["ci"]
     oc = R.load_outcomes(root, [0], ["sea", "baseline"])[0]
@@ -398,3 +399,14 @@ def test_verdict_names_the_interval_that_contains_zero_when_they_disagree():
         "no significant difference at this scale",
     )
     assert verdict("sea", "baseline", [None, None])[1].startswith("no interval")
+
+
+def test_a_one_seed_verdict_says_seed_variation_is_not_in_it():
+    from sea.eval.stats import verdict
+
+    significant, sentence = verdict("sea", "baseline", [[1.6, 13.6], None])
+    assert significant
+    assert sentence == (
+        "sea is higher than baseline over questions, but no interval over seeds (fewer than 3 "
+        "seeds): training-seed variation is not in this verdict, and another seed can reverse it"
+    )
