@@ -262,11 +262,14 @@ def verdict(
     direction = "higher" if given[0][0] > 0 else "lower"
     missing = [n for n, i in zip(names, intervals, strict=False) if i is None]
     if missing:
-        return True, (
-            f"{arm} is {direction} than {base} {', '.join(n for n, _ in named)}, but no interval "
-            f"{', '.join(missing)} (fewer than 3 seeds): training-seed variation is not in this verdict, "
-            "and another seed can reverse it"
+        why = (
+            " (fewer than 3 seeds): training-seed variation is not in this verdict, and another seed can "
+            "reverse it"
+            if missing == [INTERVAL_NAMES[1]]
+            else ": what it would cover is not in this verdict"
         )
+        over = ", ".join(n for n, _ in named)
+        return True, f"{arm} is {direction} than {base} {over}, but no interval {', '.join(missing)}{why}"
     return True, f"{arm} is {direction} than {base} (every interval excludes 0)"
 
 

@@ -410,3 +410,8 @@ def test_a_one_seed_verdict_says_seed_variation_is_not_in_it():
         "sea is higher than baseline over questions, but no interval over seeds (fewer than 3 "
         "seeds): training-seed variation is not in this verdict, and another seed can reverse it"
     )
+    assert verdict("sea", "baseline", [None, [0.5, 2.0]]) == (
+        True,
+        "sea is higher than baseline over seeds, but no interval over questions: what it would cover is not "
+        "in this verdict",
+    )
