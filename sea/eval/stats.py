@@ -244,8 +244,8 @@ def verdict(
     """(significant, plain sentence) for intervals of arm − baseline (or of a relative gain): significant
     only when every interval given excludes 0 on the same side. When they disagree the sentence says which
     interval contains 0 and which does not (`names`: one per interval); a significant sentence names the
-    intervals that are missing (on the embedded world's long stage 2, POPE's gain over questions was
-    +7.8 [+4.1, +11.5] points on seed 0 and -6.8 [-10.5, -3.0] on seed 1)."""
+    intervals that are missing: one seed's interval over questions leaves out seed-to-seed variation,
+    which can reverse it (docs/experiments/README.md, "Fifth round")."""
     named = [(n, i) for n, i in zip(names, intervals, strict=False) if i is not None]
     given = [i for _, i in named]
     if not given:

@@ -243,15 +243,12 @@ class CaptionCheck:
     def labels(self, settings: Any) -> dict[str, float]:
         """The stored labels' metrics: the settings' variant, threshold and background filter, plus the
         drawn label's agreement (`drawn_agreement`, `drawn_chance`)."""
+        variant = (settings.feature, settings.sign)
+        ids, scores = self._labels(*variant, settings.top_n, settings.min_score, settings.background)
         return {
-            **self._metrics(settings.feature, settings.sign, settings.min_score, settings.background),
-            **self._drawn(settings),
+            **self._metrics(*variant, settings.min_score, settings.background),
+            **drawn_agreement(ids, scores, self.mask),
         }
-
-    def _drawn(self, settings: Any) -> dict[str, float]:
-        s = settings
-        ids, scores = self._labels(s.feature, s.sign, s.top_n, s.min_score, s.background)
-        return drawn_agreement(ids, scores, self.mask)
 
 
 def margin(m: dict[str, float]) -> float:
